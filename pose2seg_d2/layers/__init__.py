@@ -1,0 +1,3 @@
+from .affine_align import AffineAlign, affine_align, window_to_source_coordinates
+
+__all__ = ["AffineAlign", "affine_align", "window_to_source_coordinates"]

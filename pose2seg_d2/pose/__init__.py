@@ -1,0 +1,18 @@
+from .keypoints import (
+    COCO_PERSON_FLIP_MAP,
+    COCO_PERSON_KEYPOINT_NAMES,
+    COCO_PERSON_LIMBS,
+    NUM_KEYPOINTS,
+    NUM_SKELETON_CHANNELS,
+    flip_permutation,
+)
+from .skeleton import skeleton_features
+from .templates import FALLBACKS, PoseFit, PoseTemplates
+from .transforms import (
+    keypoint_box_matrices,
+    labeled_mask,
+    random_window_augmentation,
+    resize_padding_matrix,
+    scale_matrix,
+    transform_keypoints,
+)

@@ -1,0 +1,257 @@
+"""Pose templates and Affine-Align's choice of transform (SPEC §2.2-2.3)."""
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .keypoints import COCO_PERSON_FLIP_MAP, COCO_PERSON_KEYPOINT_NAMES, NUM_KEYPOINTS, flip_permutation
+from .transforms import keypoint_box_matrices, labeled_mask, resize_padding_matrix
+
+__all__ = ["PoseFit", "PoseTemplates", "FALLBACKS"]
+
+FALLBACKS = ("release", "keypoint_box")
+
+
+@dataclass
+class PoseFit:
+    """
+    The transform chosen for each person.
+
+    Attributes:
+        matrices (Tensor): (N, 3, 3) float32, source pixel coordinates -> window pixel
+            coordinates.
+        scores (Tensor): (N,) float32 in [0, 1]; 0 where the fallback was used.
+        template_index (Tensor): (N,) long, the index into :attr:`PoseTemplates.templates`
+            (mirrored copies included), or -1 where the fallback was used.
+    """
+
+    matrices: torch.Tensor
+    scores: torch.Tensor
+    template_index: torch.Tensor
+
+
+def _as_keypoint_tensor(keypoints):
+    if isinstance(keypoints, np.ndarray):
+        keypoints = torch.from_numpy(keypoints)
+    keypoints = torch.as_tensor(keypoints)
+    if keypoints.dim() != 3 or keypoints.shape[1:] != (NUM_KEYPOINTS, 3):
+        raise ValueError(f"keypoints must be (N, {NUM_KEYPOINTS}, 3), got {tuple(keypoints.shape)}")
+    return keypoints
+
+
+class PoseTemplates:
+    """
+    Canonical poses in the unit square, each given with its left-right mirror.
+
+    ``templates`` is (2K, 17, 3): the K loaded templates, then their mirrored copies; x, y in
+    [0, 1] (x grows right, y grows down, like image pixels); v the fraction of the cluster's
+    members in which the keypoint is labeled, set to 0 (with x, y) below ``vis_threshold``.
+    A keypoint with v > 0 is *present* in the template.
+    """
+
+    def __init__(
+        self,
+        templates,
+        names=COCO_PERSON_KEYPOINT_NAMES,
+        flip_map=None,
+        vis_threshold=0.4,
+    ):
+        """
+        Args:
+            templates (array-like): (K, 17, 3) or K flat lists of 51 values, *without* the
+                mirrored copies (they are added here).
+            names (sequence[str]): keypoint names of the template rows, the COCO order.
+            flip_map (dict[str, str]): left name -> right name.
+            vis_threshold (float): keypoints with v below it are absent.
+        """
+        names = tuple(names)
+        if names != COCO_PERSON_KEYPOINT_NAMES:
+            raise ValueError(
+                f"template keypoint names must be the 17 COCO names in COCO order, got {list(names)}"
+            )
+        flip_map = dict(COCO_PERSON_FLIP_MAP if flip_map is None else flip_map)
+        base = torch.as_tensor(np.asarray(templates, dtype=np.float64)).reshape(-1, NUM_KEYPOINTS, 3)
+        if base.shape[0] == 0:
+            raise ValueError("at least one template is needed")
+        if not torch.isfinite(base).all():
+            raise ValueError("templates hold NaN or infinite values")
+        self.names = names
+        self.flip_map = flip_map
+        self.vis_threshold = float(vis_threshold)
+        self.raw_templates = base.clone()  # as given, for save()
+
+        base = base.clone()
+        absent = base[..., 2] < self.vis_threshold
+        base[absent] = 0.0
+        mirrored = base[:, flip_permutation(names, flip_map)].clone()
+        mirrored[..., 0] = torch.where(mirrored[..., 2] > 0, 1.0 - mirrored[..., 0], mirrored[..., 0])
+        self.templates = torch.cat([base, mirrored])  # (2K, 17, 3) float64
+
+    def __len__(self):
+        return self.templates.shape[0]
+
+    @property
+    def num_clusters(self):
+        return self.raw_templates.shape[0]
+
+    # ---------------------------------------------------------------- file format
+    @classmethod
+    def load(cls, path):
+        """
+        Read a templates JSON: keys ``names``, ``flip_map``, ``vis_threshold``, ``templates``
+        (K flat lists of 17 x 3 values); other keys (the release also writes
+        ``connections`` and ``minpoints``) are ignored.
+        """
+        with open(path) as f:
+            try:
+                data = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}: not valid JSON ({e})") from e
+        for key in ("names", "flip_map", "vis_threshold", "templates"):
+            if key not in data:
+                raise ValueError(f"{path}: templates file lacks the field {key!r}")
+        for i, t in enumerate(data["templates"]):
+            if len(t) != NUM_KEYPOINTS * 3:
+                raise ValueError(
+                    f"{path}: templates[{i}] has {len(t)} values, expected {NUM_KEYPOINTS * 3}"
+                )
+        try:
+            return cls(data["templates"], data["names"], data["flip_map"], data["vis_threshold"])
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from e
+
+    def save(self, path):
+        """Write the templates as given (without the mirrored copies) in the JSON format."""
+        data = {
+            "names": list(self.names),
+            "flip_map": self.flip_map,
+            "vis_threshold": self.vis_threshold,
+            "templates": [t.reshape(-1).tolist() for t in self.raw_templates],
+        }
+        with open(path, "w") as f:
+            json.dump(data, f, indent=1)
+
+    # ---------------------------------------------------------------- alignment
+    def similarity_fits(self, keypoints, hard=True):
+        """
+        Least-squares similarity of every person onto every template, in template units.
+
+        Args:
+            keypoints (Tensor): (N, 17, 3) source pixel coordinates; v > 0 means labeled.
+            hard (bool): reject a template that lacks a keypoint the person has.
+
+        Returns:
+            tuple: ``matrices`` (N, T, 3, 3) float64 mapping source pixels into the unit square
+            of each template, and ``scores`` (N, T) float64: mean over the shared points I of
+            exp(-d^2 / 2) times |I| / |U|; 0 where no fit exists (|I| < 3, the hard rule, or
+            all shared person points identical).
+        """
+        keypoints = _as_keypoint_tensor(keypoints)
+        device = keypoints.device
+        templates = self.templates.to(device)
+        person_labeled = labeled_mask(keypoints)  # (N, 17)
+        template_present = templates[..., 2] > 0  # (T, 17)
+        shared = person_labeled[:, None] & template_present[None]  # (N, T, 17)
+        union = person_labeled[:, None] | template_present[None]
+        num_shared = shared.sum(-1).to(torch.float64)
+        num_union = union.sum(-1).to(torch.float64)
+
+        weight = shared.to(torch.float64)[..., None]  # (N, T, 17, 1)
+        src = torch.nan_to_num(keypoints[..., :2].to(torch.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        src = src[:, None].expand(-1, templates.shape[0], -1, -1)  # (N, T, 17, 2)
+        dst = templates[None, ..., :2].expand(keypoints.shape[0], -1, -1, -1)
+        count = num_shared.clamp(min=1)[..., None, None]
+        src_mean = (src * weight).sum(-2, keepdim=True) / count
+        dst_mean = (dst * weight).sum(-2, keepdim=True) / count
+        p = (src - src_mean) * weight
+        q = (dst - dst_mean) * weight
+        # q ~ [[a, -b], [b, a]] p + t, solved in closed form.
+        denom = (p * p).sum((-2, -1))
+        a = (p * q).sum((-2, -1))
+        b = (p[..., 0] * q[..., 1] - p[..., 1] * q[..., 0]).sum(-1)
+        degenerate = ~(denom > 0) | ~torch.isfinite(denom)
+        safe = torch.where(degenerate, torch.ones_like(denom), denom)
+        a, b = a / safe, b / safe
+        sm, dm = src_mean[..., 0, :], dst_mean[..., 0, :]
+        tx = dm[..., 0] - (a * sm[..., 0] - b * sm[..., 1])
+        ty = dm[..., 1] - (b * sm[..., 0] + a * sm[..., 1])
+
+        fx = a[..., None] * src[..., 0] - b[..., None] * src[..., 1] + tx[..., None]
+        fy = b[..., None] * src[..., 0] + a[..., None] * src[..., 1] + ty[..., None]
+        d2 = (fx - dst[..., 0]) ** 2 + (fy - dst[..., 1]) ** 2
+        closeness = torch.where(shared, torch.exp(-d2 / 2), torch.zeros_like(d2)).sum(-1)
+        scores = closeness / num_union.clamp(min=1)  # mean over I times |I| / |U|
+
+        valid = (num_shared >= 3) & ~degenerate & torch.isfinite(scores)
+        if hard:
+            valid &= ~(person_labeled[:, None] & ~template_present[None]).any(-1)
+        scores = torch.where(valid, scores, torch.zeros_like(scores))
+
+        matrices = torch.zeros(*a.shape, 3, 3, dtype=torch.float64, device=device)
+        matrices[..., 0, 0], matrices[..., 0, 1], matrices[..., 0, 2] = a, -b, tx
+        matrices[..., 1, 0], matrices[..., 1, 1], matrices[..., 1, 2] = b, a, ty
+        matrices[..., 2, 2] = 1.0
+        return matrices, scores
+
+    def fit(self, keypoints, src_size, dst_size, hard=True, fallback="release"):
+        """
+        Choose each person's transform into the window (SPEC §2.3).
+
+        Every template is fitted (see :meth:`similarity_fits`); its unit-square transform is
+        scaled to the window (x by the window width, y by its height, as the release does).
+        A template is accepted if its score is > 0 and its scale (the norm of the first row
+        of the 2x2 part) exceeds the scale of the release fallback; the accepted template with
+        the highest score wins (the first on ties).
+
+        Persons no template is accepted for get the fallback, score 0 and index -1:
+        ``"release"`` squeezes the whole source into the window (aspect kept, centered);
+        ``"keypoint_box"`` fits the labeled keypoints' box, enlarged (see
+        :func:`keypoint_box_matrices`). Persons with no labeled keypoint, or only NaN or
+        infinite ones, always land here.
+
+        Args:
+            keypoints (Tensor or ndarray): (N, 17, 3) in source pixel coordinates.
+            src_size (tuple[int, int]): source (height, width), e.g. the feature map's.
+            dst_size (tuple[int, int]): window (height, width).
+            hard (bool): apply the hard rule (a template must cover every labeled keypoint).
+            fallback (str): one of :data:`FALLBACKS`.
+
+        Returns:
+            PoseFit
+        """
+        if fallback not in FALLBACKS:
+            raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
+        keypoints = _as_keypoint_tensor(keypoints)
+        device = keypoints.device
+        num = keypoints.shape[0]
+        dst_h, dst_w = dst_size
+        release = resize_padding_matrix(src_size, dst_size, device=device)
+        release_scale = float(release[0, 0])
+
+        if num == 0:
+            return PoseFit(
+                matrices=torch.zeros(0, 3, 3, device=device),
+                scores=torch.zeros(0, device=device),
+                template_index=torch.zeros(0, dtype=torch.long, device=device),
+            )
+        fits, scores = self.similarity_fits(keypoints, hard=hard)
+        to_window = torch.diag(torch.tensor([dst_w, dst_h, 1.0], dtype=torch.float64, device=device))
+        window_fits = to_window @ fits  # (N, T, 3, 3)
+        scale = torch.hypot(window_fits[..., 0, 0], window_fits[..., 0, 1])
+        accepted = (scores > 0) & (scale > release_scale)
+        ranked = torch.where(accepted, scores, torch.full_like(scores, -1.0))
+        best_score, best = ranked.max(dim=1)
+        found = best_score > 0
+
+        if fallback == "release":
+            fallback_matrices = release.expand(num, 3, 3)
+        else:
+            fallback_matrices = keypoint_box_matrices(keypoints, src_size, dst_size)
+        chosen = window_fits[torch.arange(num, device=device), best]
+        matrices = torch.where(found[:, None, None], chosen, fallback_matrices)
+        return PoseFit(
+            matrices=matrices.to(torch.float32),
+            scores=torch.where(found, best_score, torch.zeros_like(best_score)).to(torch.float32),
+            template_index=torch.where(found, best, torch.full_like(best, -1)),
+        )

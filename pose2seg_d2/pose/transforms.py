@@ -1,0 +1,151 @@
+"""
+Affine matrices between image, feature-map and window pixel coordinates.
+
+Conventions: every matrix is (3, 3) (or batched (N, 3, 3)) with last row (0, 0, 1) and maps
+column vectors (x, y, 1) of pixel coordinates of one space to another; pixel (x, y) has its
+center at integer coordinates (x, y). Sizes are (height, width).
+"""
+import math
+
+import torch
+
+__all__ = [
+    "labeled_mask",
+    "resize_padding_matrix",
+    "keypoint_box_matrices",
+    "scale_matrix",
+    "transform_keypoints",
+    "random_window_augmentation",
+]
+
+
+def labeled_mask(keypoints):
+    """
+    Args:
+        keypoints (Tensor): (..., K, 3) of (x, y, v).
+
+    Returns:
+        BoolTensor (..., K): v > 0 with finite x, y and v. Keypoints with a NaN or infinite
+        value are treated as unlabeled.
+    """
+    finite = torch.isfinite(keypoints).all(dim=-1)
+    return finite & (torch.nan_to_num(keypoints[..., 2], nan=0.0) > 0)
+
+
+def resize_padding_matrix(src_size, dst_size, dtype=torch.float64, device=None):
+    """
+    The release's fallback: squeeze the whole source into the destination, aspect kept,
+    centered.
+
+    Args:
+        src_size, dst_size (tuple[int, int]): (height, width).
+
+    Returns:
+        Tensor (3, 3): scale ``s = min(dst_w / src_w, dst_h / src_h)`` and a translation that
+        centers the scaled source.
+    """
+    (src_h, src_w), (dst_h, dst_w) = src_size, dst_size
+    s = min(dst_w / src_w, dst_h / src_h)
+    return torch.tensor(
+        [[s, 0.0, (dst_w - src_w * s) / 2.0], [0.0, s, (dst_h - src_h * s) / 2.0], [0.0, 0.0, 1.0]],
+        dtype=dtype,
+        device=device,
+    )
+
+
+def keypoint_box_matrices(keypoints, src_size, dst_size, enlarge=1.25, min_side_fraction=0.125):
+    """
+    A fallback that keeps small persons large: each person's labeled keypoints' box, grown
+    by ``enlarge`` about its center, each side at least ``min_side_fraction`` of the longer
+    source side, fitted into the destination with aspect kept and centered.
+
+    Args:
+        keypoints (Tensor): (N, K, 3) in source pixels.
+        src_size, dst_size (tuple[int, int]): (height, width).
+
+    Returns:
+        Tensor (N, 3, 3) float64. A person with no labeled keypoint gets
+        :func:`resize_padding_matrix`.
+    """
+    keypoints = keypoints.to(torch.float64)
+    labeled = labeled_mask(keypoints)
+    xy = torch.nan_to_num(keypoints[..., :2], nan=0.0, posinf=0.0, neginf=0.0)
+    big = torch.finfo(torch.float64).max
+    low = torch.where(labeled[..., None], xy, xy.new_tensor(big)).amin(dim=1)  # (N, 2)
+    high = torch.where(labeled[..., None], xy, xy.new_tensor(-big)).amax(dim=1)
+    any_labeled = labeled.any(dim=1)
+    center = torch.where(any_labeled[:, None], (low + high) / 2, xy.new_zeros(()))
+    min_side = min_side_fraction * max(src_size)
+    side = torch.where(any_labeled[:, None], (high - low) * enlarge, xy.new_zeros(())).clamp(min=min_side)
+    dst_h, dst_w = dst_size
+    scale = torch.minimum(dst_w / side[:, 0], dst_h / side[:, 1])
+    matrices = torch.zeros(keypoints.shape[0], 3, 3, dtype=torch.float64, device=keypoints.device)
+    matrices[:, 0, 0] = scale
+    matrices[:, 1, 1] = scale
+    matrices[:, 0, 2] = dst_w / 2.0 - scale * center[:, 0]
+    matrices[:, 1, 2] = dst_h / 2.0 - scale * center[:, 1]
+    matrices[:, 2, 2] = 1.0
+    release = resize_padding_matrix(src_size, dst_size, device=keypoints.device)
+    return torch.where(any_labeled[:, None, None], matrices, release)
+
+
+def scale_matrix(sx, sy, dtype=torch.float64, device=None):
+    """(3, 3) matrix scaling x by ``sx`` and y by ``sy`` (e.g. image -> feature map: 1/stride)."""
+    return torch.tensor([[sx, 0.0, 0.0], [0.0, sy, 0.0], [0.0, 0.0, 1.0]], dtype=dtype, device=device)
+
+
+def transform_keypoints(keypoints, matrices):
+    """
+    Args:
+        keypoints (Tensor): (N, K, 3) of (x, y, v).
+        matrices (Tensor): (N, 3, 3) or (3, 3).
+
+    Returns:
+        Tensor (N, K, 3) in the keypoints' dtype: (x, y) mapped by the matrices, v unchanged.
+        Unlabeled keypoints (see :func:`labeled_mask`) become (0, 0, 0).
+    """
+    matrices = matrices.to(device=keypoints.device, dtype=torch.float64)
+    if matrices.dim() == 2:
+        matrices = matrices.expand(keypoints.shape[0], 3, 3)
+    labeled = labeled_mask(keypoints)
+    xy = keypoints[..., :2].to(torch.float64)
+    mapped = xy @ matrices[:, :2, :2].transpose(1, 2) + matrices[:, None, :2, 2]
+    out = torch.cat([mapped, keypoints[..., 2:3].to(torch.float64)], dim=-1)
+    return torch.where(labeled[..., None], out, out.new_zeros(())).to(keypoints.dtype)
+
+
+def random_window_augmentation(
+    num, dst_size, angle_range, scale_range, translate_range, generator=None, device=None
+):
+    """
+    Random similarity transforms of the window about its center (training augmentation).
+
+    Args:
+        num (int): how many.
+        dst_size (tuple[int, int]): window (h, w).
+        angle_range (tuple[float, float]): rotation in degrees.
+        scale_range (tuple[float, float]): uniform scale factor.
+        translate_range (tuple[float, float]): shift as a fraction of the window side.
+
+    Returns:
+        Tensor (num, 3, 3) float64 mapping window coordinates to augmented window coordinates:
+        ``T(center + t * size) @ R(angle) S(scale) @ T(-center)``.
+    """
+    h, w = dst_size
+
+    def uniform(bounds, *shape):
+        lo, hi = float(bounds[0]), float(bounds[1])
+        return lo + (hi - lo) * torch.rand(*shape, generator=generator, dtype=torch.float64)
+
+    angle = uniform(angle_range, num) * (math.pi / 180.0)
+    scale = uniform(scale_range, num)
+    shift = uniform(translate_range, num, 2) * torch.tensor([w, h], dtype=torch.float64)
+    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    m = torch.zeros(num, 3, 3, dtype=torch.float64)
+    m[:, 0, 0], m[:, 0, 1] = cos, -sin
+    m[:, 1, 0], m[:, 1, 1] = sin, cos
+    m[:, 0, 2] = cx + shift[:, 0] - (cos * cx - sin * cy)
+    m[:, 1, 2] = cy + shift[:, 1] - (sin * cx + cos * cy)
+    m[:, 2, 2] = 1.0
+    return m.to(device) if device is not None else m
