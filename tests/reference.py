@@ -12,9 +12,9 @@ from pose2seg_d2.pose.keypoints import COCO_PERSON_LIMBS
 CUTOFF = 4.6025
 
 
-def ref_affine_align_one(feature, matrix, out_size):
+def ref_affine_align_one(feature, matrix, out_size, dtype=np.float64):
     """feature (C, H, W); matrix (3, 3) feature pixels -> window pixels; returns (C, h, w)."""
-    feature = np.asarray(feature, dtype=np.float64)
+    feature = np.asarray(feature, dtype=dtype)
     c, height, width = feature.shape
     h, w = out_size
     inv = np.linalg.inv(np.asarray(matrix, dtype=np.float64))
@@ -22,7 +22,7 @@ def ref_affine_align_one(feature, matrix, out_size):
     sx = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]
     sy = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]
     x0, y0 = np.floor(sx), np.floor(sy)
-    out = np.zeros((c, h, w))
+    out = np.zeros((c, h, w), dtype=dtype)
     for dx in (0, 1):
         for dy in (0, 1):
             xi, yi = x0 + dx, y0 + dy
@@ -30,7 +30,7 @@ def ref_affine_align_one(feature, matrix, out_size):
             inside = (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
             xc = np.clip(xi, 0, width - 1).astype(np.int64)
             yc = np.clip(yi, 0, height - 1).astype(np.int64)
-            out += feature[:, yc, xc] * (weight * inside)
+            out += feature[:, yc, xc] * (weight * inside).astype(dtype)
     return out
 
 

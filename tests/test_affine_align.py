@@ -47,9 +47,9 @@ def test_matches_exact_float64_reference(kind):
     assert (out == 0).any()
 
 
-def test_float32_close_to_reference_at_feature_map_size():
-    # float32 source coordinates near x = 128 are themselves rounded by ~4e-6 px, so the bound
-    # is the float32 one, not the float64 one.
+def test_float32_matches_reference_at_feature_map_size():
+    # coordinates and weights are float64 inside the op: float32 features lose nothing more
+    # than their own rounding, even far from the origin
     rng = np.random.default_rng(2)
     features = rng.standard_normal((2, 16, 128, 128)).astype(np.float32)
     matrices = random_matrices(rng, 6, "similarity") @ np.diag([0.5, 0.5, 1.0])
@@ -60,7 +60,7 @@ def test_float32_close_to_reference_at_feature_map_size():
     assert out.dtype == torch.float32
     for n in range(6):
         ref = ref_affine_align_one(features[batch_index[n]], matrices[n], (64, 64))
-        assert np.abs(out[n].numpy() - ref).max() < 1e-4
+        assert np.abs(out[n].numpy() - ref).max() < 1e-5
 
 
 @pytest.mark.parametrize("kind", ["similarity", "affine"])

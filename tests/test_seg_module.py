@@ -34,9 +34,9 @@ def test_learns_a_toy_mask():
     target = ((xx - 16) ** 2 + (yy - 12) ** 2 < 60).float().expand(4, 1, 32, 32)
     x[:, -1:] = target * 2 - 1  # one input channel tells where the mask is, like a skeleton map
     head = small_head()
-    opt = torch.optim.Adam(head.parameters(), lr=3e-3)
+    opt = torch.optim.Adam(head.parameters(), lr=1e-2)
     losses = []
-    for _ in range(30):
+    for _ in range(40):
         loss = F.binary_cross_entropy_with_logits(head(x), target)
         opt.zero_grad()
         loss.backward()

@@ -50,7 +50,7 @@ def test_limb_field_holds_the_unit_direction():
     assert fx[19, 22] == pytest.approx(0.8)  # on the segment
     assert fx[10, 20] == 0  # 6 px off the line
     assert fx[37, 46] == 0  # on the line beyond the end's box
-    assert out[0, 17:].abs().sum() == on.sum() * (0.8 + 0.6)  # no other limb has a field
+    assert out[0, 17:].abs().sum().item() == pytest.approx(on.sum().item() * 1.4)  # no other limb
 
 
 def test_limbs_with_an_unlabeled_end_are_zero():
@@ -79,7 +79,11 @@ def test_equals_per_person_reference():
                                 signed_occluded=signed).numpy()  # fmt: skip
         for p in range(n):
             ref = ref_skeleton_one(kpt[p], SIZE, sigma=2.5, width=1.5, signed_occluded=signed)
-            np.testing.assert_allclose(out[p, :17], ref[:17], atol=1e-6)
+            # ... and a Gaussian pixel lying within rounding of the cut-off
+            e = ((np.arange(SIZE[1]) - kpt[p, :, 0, None, None]) ** 2
+                 + (np.arange(SIZE[0])[:, None] - kpt[p, :, 1, None, None]) ** 2) / (2 * 2.5**2)  # fmt: skip
+            on_edge = np.abs(e - 4.6025) < 1e-6
+            assert not ((np.abs(out[p, :17] - ref[:17]) > 1e-6) & ~on_edge).any(), p
             # float32 may decide a pixel lying within 1e-4 px of a field's edge differently
             ambiguous = ref_limb_boundary_distance(kpt[p], SIZE, width=1.5) < 1e-4
             ambiguous = np.repeat(ambiguous, 2, axis=0)

@@ -1,3 +1,3 @@
-from .affine_align import AffineAlign, affine_align, window_to_source_coordinates
+from .affine_align import AffineAlign, affine_align, bilinear_taps, window_to_source_coordinates
 
-__all__ = ["AffineAlign", "affine_align", "window_to_source_coordinates"]
+__all__ = ["AffineAlign", "affine_align", "bilinear_taps", "window_to_source_coordinates"]

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["affine_align", "AffineAlign", "window_to_source_coordinates"]
+__all__ = ["affine_align", "AffineAlign", "bilinear_taps", "window_to_source_coordinates"]
 
 
 def window_to_source_coordinates(matrices, output_size):
@@ -31,6 +31,33 @@ def window_to_source_coordinates(matrices, output_size):
     return from_x + from_y + a[:, None, None, :, 2]
 
 
+def bilinear_taps(source, height, width):
+    """
+    The four bilinear neighbors of each source point and their weights.
+
+    Args:
+        source (Tensor): (..., 2) float64 pixel coordinates (x, y), centers at integers.
+        height, width (int): the map's size.
+
+    Returns:
+        tuple: ``index`` (..., 4) long, flat pixel index ``y * width + x`` of the neighbors
+        (clamped into the map), and ``weight`` (..., 4) float64, 0 for neighbors outside the map.
+    """
+    base = source.floor()
+    frac = source - base
+    x0, y0 = base[..., 0].long(), base[..., 1].long()
+    fx, fy = frac[..., 0], frac[..., 1]
+    index, weight = [], []
+    for dy in (0, 1):
+        for dx in (0, 1):
+            x, y = x0 + dx, y0 + dy
+            inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+            w = (fx if dx else 1 - fx) * (fy if dy else 1 - fy)
+            index.append(y.clamp(0, height - 1) * width + x.clamp(0, width - 1))
+            weight.append(torch.where(inside, w, torch.zeros_like(w)))
+    return torch.stack(index, dim=-1), torch.stack(weight, dim=-1)
+
+
 def affine_align(features, matrices, batch_index, output_size):
     """
     Bilinear sampling of per-person windows from batched feature maps.
@@ -38,7 +65,13 @@ def affine_align(features, matrices, batch_index, output_size):
     ``output[n, :, y, x]`` is the bilinear interpolation of ``features[batch_index[n]]`` at
     ``matrices[n]^-1 @ (x, y, 1)``, with pixel centers at integer coordinates and zero outside
     the map (a neighbor outside contributes 0, as cv2.warpAffine with INTER_LINEAR and
-    BORDER_CONSTANT 0 does, without its 1/32-pixel coordinate rounding).
+    BORDER_CONSTANT 0 does, without its 1/32-pixel rounding of the coordinates). Coordinates
+    and weights are computed in float64, so the result is exact up to the features' dtype.
+
+    The sampling is one weighted gather of channel vectors (``F.embedding_bag``) over the
+    features in channels-last order: pass channels-last features
+    (``x.contiguous(memory_format=torch.channels_last)``) to skip a copy of the whole map.
+    The output has channels-last strides too.
 
     Args:
         features (Tensor): (B, C, H, W).
@@ -61,36 +94,24 @@ def affine_align(features, matrices, batch_index, output_size):
             f"{matrices.shape[0]} matrices"
         )
     h, w = int(output_size[0]), int(output_size[1])
-    _, channels, height, width = features.shape
-    if matrices.shape[0] == 0:
+    num_images, channels, height, width = features.shape
+    num = matrices.shape[0]
+    if num == 0:
         return features.new_zeros((0, channels, h, w))
+    batch_index = batch_index.to(features.device)
+    if int(batch_index.min()) < 0 or int(batch_index.max()) >= num_images:
+        raise ValueError(
+            f"affine_align: batch_index holds values outside [0, {num_images}): {batch_index.tolist()}"
+        )
 
     source = window_to_source_coordinates(matrices.to(features.device), (h, w))
-    # grid_sample's align_corners=False maps pixel center i to (2i + 1) / size - 1.
-    scale = source.new_tensor([2.0 / width, 2.0 / height])
-    grid = (source * scale + (scale / 2 - 1)).to(features.dtype)
-
-    batch_index = batch_index.to(features.device)
-    if int(batch_index.min()) < 0 or int(batch_index.max()) >= features.shape[0]:
-        raise ValueError(
-            f"affine_align: batch_index holds values outside [0, {features.shape[0]}): "
-            f"{batch_index.tolist()}"
-        )
-    windows, order = [], []
-    for image in torch.unique(batch_index).tolist():
-        members = (batch_index == image).nonzero()[:, 0]
-        # expand() shares the image's memory across its windows; grid_sample then runs
-        # all of them in one call, parallel over windows.
-        image_features = features[image : image + 1].expand(len(members), -1, -1, -1)
-        windows.append(
-            F.grid_sample(
-                image_features, grid[members], mode="bilinear", padding_mode="zeros", align_corners=False
-            )
-        )
-        order.append(members)
-    if len(windows) == 1:  # one image: members is 0..N-1 already
-        return windows[0]
-    return torch.cat(windows)[torch.argsort(torch.cat(order))]
+    index, weight = bilinear_taps(source, height, width)
+    index = index + (batch_index * (height * width))[:, None, None, None]
+    table = features.permute(0, 2, 3, 1).reshape(-1, channels).contiguous()  # (B*H*W, C)
+    sampled = F.embedding_bag(
+        index.reshape(-1, 4), table, per_sample_weights=weight.reshape(-1, 4).to(features.dtype), mode="sum"
+    )
+    return sampled.view(num, h, w, channels).permute(0, 3, 1, 2)
 
 
 class AffineAlign(nn.Module):

@@ -43,38 +43,57 @@ def skeleton_features(keypoints, size, sigma=3.0, paf_width=1.0, signed_occluded
     num = keypoints.shape[0]
 
     labeled = labeled_mask(keypoints)
-    xy = torch.where(labeled[..., None], keypoints[..., :2], keypoints.new_zeros(())).to(dtype)
+    # Geometry per row and column in float64 (small tensors); only the outputs are full-size.
+    xy = torch.where(labeled[..., None], keypoints[..., :2], keypoints.new_zeros(())).to(torch.float64)
     vis = keypoints[..., 2]
-    xs = torch.arange(w, dtype=dtype, device=device)
-    ys = torch.arange(h, dtype=dtype, device=device)
+    xs = torch.arange(w, dtype=torch.float64, device=device)
+    ys = torch.arange(h, dtype=torch.float64, device=device)
+    # every channel is written below
+    out = torch.empty(num, NUM_KEYPOINTS + 2 * len(COCO_PERSON_LIMBS), h, w, dtype=dtype, device=device)
 
-    # Part confidence maps; exp(-(dx^2 + dy^2) / 2s^2) factors into an outer product.
-    inv_two_var = 1.0 / (2.0 * sigma * sigma)
-    ex = (xs - xy[..., 0, None]) ** 2 * inv_two_var  # (N, 17, w)
-    ey = (ys - xy[..., 1, None]) ** 2 * inv_two_var  # (N, 17, h)
-    inside = (ey[..., :, None] + ex[..., None, :]) < GAUSSIAN_CUTOFF
-    sign = torch.ones_like(vis, dtype=dtype)
+    # Part confidence maps: exp(-(dx^2 + dy^2) / 2s^2) is an outer product of a row and a column
+    # factor; the cut-off dx^2 + dy^2 < 2 s^2 C is an interval of x on each row.
+    two_var = 2.0 * sigma * sigma
+    dx = (xs - xy[..., 0, None]).abs()  # (N, 17, w)
+    dy2 = (ys - xy[..., 1, None]) ** 2  # (N, 17, h)
+    sign = torch.ones_like(vis, dtype=torch.float64)
     if signed_occluded:
         sign = torch.where(labeled & (vis == 1), -sign, sign)
     amplitude = torch.where(labeled, sign, torch.zeros_like(sign))
-    parts = (torch.exp(-ey)[..., :, None] * torch.exp(-ex)[..., None, :]) * inside
-    parts = parts * amplitude[..., None, None]
+    row = (amplitude[..., None] * torch.exp(-dy2 / two_var)).to(dtype)
+    col = torch.exp(-(dx**2) / two_var).to(dtype)
+    half_width = torch.sqrt((GAUSSIAN_CUTOFF * two_var - dy2).clamp(min=0))  # 0: empty row
+    parts = out[:, :NUM_KEYPOINTS]
+    torch.mul(row[..., :, None], col[..., None, :], out=parts)
+    parts.masked_fill_(dx[..., None, :] >= half_width[..., :, None], 0.0)
 
-    # Part affinity fields.
+    # Part affinity fields: on each row, the pixels within paf_width of the limb's line and
+    # inside its grown box form one interval of x.
     limbs = torch.as_tensor(COCO_PERSON_LIMBS, device=device)
     start, end = xy[:, limbs[:, 0]], xy[:, limbs[:, 1]]  # (N, L, 2)
     delta = end - start
     length = torch.linalg.vector_norm(delta, dim=-1)
     present = labeled[:, limbs[:, 0]] & labeled[:, limbs[:, 1]] & (length > 0)
-    unit = torch.where(present[..., None], delta / length.clamp(min=1e-12)[..., None], delta.new_zeros(()))
-    # distance to the line: |(p - start) x unit|, separable in x and y.
-    across_x = unit[..., 1, None] * (xs - start[..., 0, None])  # (N, L, w)
-    across_y = unit[..., 0, None] * (ys - start[..., 1, None])  # (N, L, h)
-    near_line = (across_x[..., None, :] - across_y[..., :, None]).abs() <= paf_width
+    unit = torch.where(present[..., None], delta / length.clamp(min=1e-300)[..., None], delta.new_zeros(()))
+    ux, uy = unit[..., 0, None], unit[..., 1, None]  # (N, L, 1)
+    # |(x - ax) uy - (y - ay) ux| <= width  <=>  (x - ax) uy in [q - width, q + width]
+    q = (ys - start[..., 1, None]) * ux  # (N, L, h)
+    steep = uy.abs() > 1e-12
+    safe_uy = torch.where(steep, uy, torch.ones_like(uy))
+    bound_a = start[..., 0, None] + (q - paf_width) / safe_uy
+    bound_b = start[..., 0, None] + (q + paf_width) / safe_uy
+    inf = torch.full_like(q, float("inf"))
+    flat_row = q.abs() <= paf_width  # a horizontal limb covers whole rows near its line
+    line_lo = torch.where(steep, torch.minimum(bound_a, bound_b), torch.where(flat_row, -inf, inf))
+    line_hi = torch.where(steep, torch.maximum(bound_a, bound_b), torch.where(flat_row, inf, -inf))
     low = torch.minimum(start, end) - paf_width
     high = torch.maximum(start, end) + paf_width
-    in_x = (xs >= low[..., 0, None]) & (xs <= high[..., 0, None]) & present[..., None]
-    in_y = (ys >= low[..., 1, None]) & (ys <= high[..., 1, None])
-    on_limb = (near_line & in_x[..., None, :] & in_y[..., :, None]).to(dtype)  # (N, L, h, w)
-    fields = on_limb[:, :, None] * unit[..., None, None]  # (N, L, 2, h, w)
-    return torch.cat([parts, fields.reshape(num, 2 * len(COCO_PERSON_LIMBS), h, w)], dim=1)
+    row_inside = (ys >= low[..., 1, None]) & (ys <= high[..., 1, None]) & present[..., None]
+    lo = torch.where(row_inside, torch.maximum(line_lo, low[..., 0, None]), inf)
+    hi = torch.where(row_inside, torch.minimum(line_hi, high[..., 0, None]), -inf)
+    on_limb = (xs >= lo[..., None]) & (xs <= hi[..., None])  # (N, L, h, w)
+    base = NUM_KEYPOINTS
+    zero = out.new_zeros(())
+    torch.where(on_limb, ux[..., None].to(dtype), zero, out=out[:, base::2])
+    torch.where(on_limb, uy[..., None].to(dtype), zero, out=out[:, base + 1 :: 2])
+    return out
