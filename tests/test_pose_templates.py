@@ -212,3 +212,16 @@ def test_load_names_the_file_and_field(tmp_path):
     )
     with pytest.raises(ValueError, match=r"bad\.json.*templates\[0\] has 50 values"):
         PoseTemplates.load(path)
+
+
+def test_per_person_source_sizes_equal_separate_calls():
+    rng = np.random.default_rng(10)
+    templates = make_templates(rng)
+    people = random_people(rng, templates, 12)
+    sizes = torch.tensor([[480, 640]] * 6 + [[200, 150]] * 6, dtype=torch.float64)
+    for fallback in ("release", "keypoint_box"):
+        joint = templates.fit(people, sizes, DST, fallback=fallback)
+        first = templates.fit(people[:6], (480, 640), DST, fallback=fallback)
+        second = templates.fit(people[6:], (200, 150), DST, fallback=fallback)
+        assert torch.equal(joint.template_index, torch.cat([first.template_index, second.template_index]))
+        assert torch.allclose(joint.matrices, torch.cat([first.matrices, second.matrices]))

@@ -1,1 +1,16 @@
-from .seg_module import Bottleneck, SegModule
+from .aligners import (
+    POSE2SEG_ALIGNER_REGISTRY,
+    KeypointBoxAligner,
+    PoseAffineAligner,
+    build_aligner,
+    keypoint_box_roi_matrices,
+)
+from .keypoint_sources import KEYPOINT_SOURCE_REGISTRY, GTKeypointSource, build_keypoint_source
+from .meta_arch import Pose2Seg
+from .seg_module import POSE2SEG_HEAD_REGISTRY, Bottleneck, SegModule, build_pose2seg_head
+from .skeleton_features import (
+    POSE2SEG_SKELETON_REGISTRY,
+    NoSkeletonFeatures,
+    SkeletonFeatures,
+    build_skeleton_features,
+)

@@ -1,10 +1,19 @@
 """SegModule: the fully convolutional mask head that runs in the aligned window (SPEC §2.5)."""
 import fvcore.nn.weight_init as weight_init
 import torch.nn.functional as F
+from detectron2.config import configurable
 from detectron2.layers import get_norm
+from detectron2.utils.registry import Registry
 from torch import nn
 
-__all__ = ["SegModule", "Bottleneck"]
+__all__ = ["POSE2SEG_HEAD_REGISTRY", "SegModule", "Bottleneck", "build_pose2seg_head"]
+
+POSE2SEG_HEAD_REGISTRY = Registry("POSE2SEG_HEAD")
+POSE2SEG_HEAD_REGISTRY.__doc__ = """
+Registry for Pose2Seg's mask heads: called with (cfg, in_channels), they map
+(N, in_channels, h, w) window inputs to (N, num_classes, h, w) logits.
+Chosen by cfg.MODEL.POSE2SEG.HEAD.
+"""
 
 
 def _conv(in_channels, out_channels, kernel_size, stride=1):
@@ -41,6 +50,7 @@ class Bottleneck(nn.Module):
         return F.relu_(out + self.shortcut(x))
 
 
+@POSE2SEG_HEAD_REGISTRY.register()
 class SegModule(nn.Module):
     """
     Input (N, in_channels, h, w) (aligned features and skeleton channels); output (N,
@@ -52,6 +62,7 @@ class SegModule(nn.Module):
     width arguments make lighter heads.
     """
 
+    @configurable
     def __init__(
         self,
         in_channels=311,
@@ -82,6 +93,21 @@ class SegModule(nn.Module):
         nn.init.constant_(self.predictor.bias, 0.0)
         self.num_classes = num_classes
 
+    @classmethod
+    def from_config(cls, cfg, in_channels):
+        p = cfg.MODEL.POSE2SEG.SEG_MODULE
+        return {
+            "in_channels": in_channels,
+            "num_classes": p.NUM_CLASSES,
+            "stem_channels": p.STEM_CHANNELS,
+            "num_units": p.NUM_UNITS,
+            "bottleneck_channels": p.BOTTLENECK_CHANNELS,
+            "unit_out_channels": p.UNIT_OUT_CHANNELS,
+            "decoder_bottleneck_channels": p.DECODER_BOTTLENECK_CHANNELS,
+            "decoder_out_channels": p.DECODER_OUT_CHANNELS,
+            "norm": p.NORM,
+        }
+
     def forward(self, x):
         if x.shape[-1] % 2 or x.shape[-2] % 2:
             raise ValueError(f"SegModule needs an even window size, got {tuple(x.shape[-2:])}")
@@ -91,3 +117,7 @@ class SegModule(nn.Module):
         x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         x = self.decoder(x)
         return self.predictor(x)
+
+
+def build_pose2seg_head(cfg, in_channels):
+    return POSE2SEG_HEAD_REGISTRY.get(cfg.MODEL.POSE2SEG.HEAD)(cfg, in_channels)

@@ -12,6 +12,8 @@ from .transforms import (
     keypoint_box_matrices,
     labeled_mask,
     random_window_augmentation,
+    per_person_sizes,
+    resize_padding_matrices,
     resize_padding_matrix,
     scale_matrix,
     transform_keypoints,

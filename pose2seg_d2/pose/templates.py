@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from .keypoints import COCO_PERSON_FLIP_MAP, COCO_PERSON_KEYPOINT_NAMES, NUM_KEYPOINTS, flip_permutation
-from .transforms import keypoint_box_matrices, labeled_mask, resize_padding_matrix
+from .transforms import keypoint_box_matrices, labeled_mask, per_person_sizes, resize_padding_matrices
 
 __all__ = ["PoseFit", "PoseTemplates", "FALLBACKS"]
 
@@ -212,7 +212,8 @@ class PoseTemplates:
 
         Args:
             keypoints (Tensor or ndarray): (N, 17, 3) in source pixel coordinates.
-            src_size (tuple[int, int]): source (height, width), e.g. the feature map's.
+            src_size: source (height, width), e.g. the feature map's; or an (N, 2) tensor
+                with one per person (persons of a batch of images of different sizes).
             dst_size (tuple[int, int]): window (height, width).
             hard (bool): apply the hard rule (a template must cover every labeled keypoint).
             fallback (str): one of :data:`FALLBACKS`.
@@ -226,8 +227,9 @@ class PoseTemplates:
         device = keypoints.device
         num = keypoints.shape[0]
         dst_h, dst_w = dst_size
-        release = resize_padding_matrix(src_size, dst_size, device=device)
-        release_scale = float(release[0, 0])
+        src_sizes = per_person_sizes(src_size, num, device)
+        release = resize_padding_matrices(src_sizes, dst_size)  # (N, 3, 3)
+        release_scale = release[:, 0, 0]
 
         if num == 0:
             return PoseFit(
@@ -239,15 +241,15 @@ class PoseTemplates:
         to_window = torch.diag(torch.tensor([dst_w, dst_h, 1.0], dtype=torch.float64, device=device))
         window_fits = to_window @ fits  # (N, T, 3, 3)
         scale = torch.hypot(window_fits[..., 0, 0], window_fits[..., 0, 1])
-        accepted = (scores > 0) & (scale > release_scale)
+        accepted = (scores > 0) & (scale > release_scale[:, None])
         ranked = torch.where(accepted, scores, torch.full_like(scores, -1.0))
         best_score, best = ranked.max(dim=1)
         found = best_score > 0
 
         if fallback == "release":
-            fallback_matrices = release.expand(num, 3, 3)
+            fallback_matrices = release
         else:
-            fallback_matrices = keypoint_box_matrices(keypoints, src_size, dst_size)
+            fallback_matrices = keypoint_box_matrices(keypoints, src_sizes, dst_size)
         chosen = window_fits[torch.arange(num, device=device), best]
         matrices = torch.where(found[:, None, None], chosen, fallback_matrices)
         return PoseFit(

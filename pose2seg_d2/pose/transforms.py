@@ -12,6 +12,8 @@ import torch
 __all__ = [
     "labeled_mask",
     "resize_padding_matrix",
+    "resize_padding_matrices",
+    "per_person_sizes",
     "keypoint_box_matrices",
     "scale_matrix",
     "transform_keypoints",
@@ -53,6 +55,38 @@ def resize_padding_matrix(src_size, dst_size, dtype=torch.float64, device=None):
     )
 
 
+def resize_padding_matrices(src_sizes, dst_size):
+    """
+    :func:`resize_padding_matrix` for many sources at once.
+
+    Args:
+        src_sizes (Tensor): (N, 2) source (height, width) of each person.
+        dst_size (tuple[int, int]): (height, width).
+
+    Returns:
+        Tensor (N, 3, 3) float64.
+    """
+    src_sizes = torch.as_tensor(src_sizes, dtype=torch.float64)
+    src_h, src_w = src_sizes[:, 0], src_sizes[:, 1]
+    dst_h, dst_w = dst_size
+    s = torch.minimum(dst_w / src_w, dst_h / src_h)
+    m = torch.zeros(src_sizes.shape[0], 3, 3, dtype=torch.float64, device=src_sizes.device)
+    m[:, 0, 0], m[:, 1, 1], m[:, 2, 2] = s, s, 1.0
+    m[:, 0, 2] = (dst_w - src_w * s) / 2.0
+    m[:, 1, 2] = (dst_h - src_h * s) / 2.0
+    return m
+
+
+def per_person_sizes(size, num, device=None):
+    """(N, 2) float64 (height, width): ``size`` as given if it is (N, 2), else repeated."""
+    sizes = torch.as_tensor(size, dtype=torch.float64, device=device)
+    if sizes.dim() == 1:
+        sizes = sizes.expand(num, 2)
+    if sizes.shape != (num, 2):
+        raise ValueError(f"sizes must be (height, width) or ({num}, 2), got {tuple(sizes.shape)}")
+    return sizes
+
+
 def keypoint_box_matrices(keypoints, src_size, dst_size, enlarge=1.25, min_side_fraction=0.125):
     """
     A fallback that keeps small persons large: each person's labeled keypoints' box, grown
@@ -61,13 +95,15 @@ def keypoint_box_matrices(keypoints, src_size, dst_size, enlarge=1.25, min_side_
 
     Args:
         keypoints (Tensor): (N, K, 3) in source pixels.
-        src_size, dst_size (tuple[int, int]): (height, width).
+        src_size: source (height, width), or an (N, 2) tensor of one per person.
+        dst_size (tuple[int, int]): (height, width).
 
     Returns:
         Tensor (N, 3, 3) float64. A person with no labeled keypoint gets
         :func:`resize_padding_matrix`.
     """
     keypoints = keypoints.to(torch.float64)
+    src_sizes = per_person_sizes(src_size, keypoints.shape[0], keypoints.device)
     labeled = labeled_mask(keypoints)
     xy = torch.nan_to_num(keypoints[..., :2], nan=0.0, posinf=0.0, neginf=0.0)
     big = torch.finfo(torch.float64).max
@@ -75,8 +111,8 @@ def keypoint_box_matrices(keypoints, src_size, dst_size, enlarge=1.25, min_side_
     high = torch.where(labeled[..., None], xy, xy.new_tensor(-big)).amax(dim=1)
     any_labeled = labeled.any(dim=1)
     center = torch.where(any_labeled[:, None], (low + high) / 2, xy.new_zeros(()))
-    min_side = min_side_fraction * max(src_size)
-    side = torch.where(any_labeled[:, None], (high - low) * enlarge, xy.new_zeros(())).clamp(min=min_side)
+    min_side = min_side_fraction * src_sizes.amax(dim=1, keepdim=True)
+    side = torch.maximum(torch.where(any_labeled[:, None], (high - low) * enlarge, xy.new_zeros(())), min_side)
     dst_h, dst_w = dst_size
     scale = torch.minimum(dst_w / side[:, 0], dst_h / side[:, 1])
     matrices = torch.zeros(keypoints.shape[0], 3, 3, dtype=torch.float64, device=keypoints.device)
@@ -85,7 +121,7 @@ def keypoint_box_matrices(keypoints, src_size, dst_size, enlarge=1.25, min_side_
     matrices[:, 0, 2] = dst_w / 2.0 - scale * center[:, 0]
     matrices[:, 1, 2] = dst_h / 2.0 - scale * center[:, 1]
     matrices[:, 2, 2] = 1.0
-    release = resize_padding_matrix(src_size, dst_size, device=keypoints.device)
+    release = resize_padding_matrices(src_sizes, dst_size)
     return torch.where(any_labeled[:, None, None], matrices, release)
 
 

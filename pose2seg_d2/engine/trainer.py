@@ -1,0 +1,92 @@
+"""The trainer behind train_net.py, for Pose2Seg and the Mask R-CNN baseline alike."""
+import contextlib
+import os
+
+import torch
+from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.engine import DefaultTrainer
+from detectron2.engine import defaults as d2_defaults
+from detectron2.evaluation import COCOEvaluator
+from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
+from detectron2.utils import comm
+
+from ..data.dataset_mapper import Pose2SegDatasetMapper
+
+__all__ = ["Pose2SegTrainer", "build_adam_or_sgd_optimizer", "uses_pose2seg"]
+
+
+def uses_pose2seg(cfg):
+    return cfg.MODEL.META_ARCHITECTURE == "Pose2Seg"
+
+
+def build_adam_or_sgd_optimizer(cfg, model):
+    """Detectron2's parameter groups with SGD or Adam, as cfg.SOLVER.OPTIMIZER says."""
+    params = get_default_optimizer_params(
+        model,
+        base_lr=cfg.SOLVER.BASE_LR,
+        weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
+        bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
+        weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
+    )
+    name = cfg.SOLVER.OPTIMIZER.upper()
+    if name == "SGD":
+        optimizer = torch.optim.SGD(
+            params, lr=cfg.SOLVER.BASE_LR, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV,
+            weight_decay=cfg.SOLVER.WEIGHT_DECAY,
+        )  # fmt: skip
+    elif name == "ADAM":
+        optimizer = torch.optim.Adam(params, lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+    else:
+        raise ValueError(f"SOLVER.OPTIMIZER must be 'SGD' or 'ADAM', got {cfg.SOLVER.OPTIMIZER!r}")
+    return maybe_add_gradient_clipping(cfg, optimizer)
+
+
+_D2_CREATE_DDP_MODEL = d2_defaults.create_ddp_model
+
+
+def _create_ddp_model_any_device(model, *, fp16_compression=False, **kwargs):
+    """Detectron2's create_ddp_model, which also works for models on the CPU (gloo)."""
+    if comm.get_world_size() > 1 and next(model.parameters()).device.type == "cpu":
+        kwargs.setdefault("device_ids", None)  # DDP rejects device ids for CPU modules
+    return _D2_CREATE_DDP_MODEL(model, fp16_compression=fp16_compression, **kwargs)
+
+
+@contextlib.contextmanager
+def _cpu_capable_ddp():
+    # DefaultTrainer.__init__ wraps the model with detectron2.engine.defaults.create_ddp_model.
+    d2_defaults.create_ddp_model = _create_ddp_model_any_device
+    try:
+        yield
+    finally:
+        d2_defaults.create_ddp_model = _D2_CREATE_DDP_MODEL
+
+
+class Pose2SegTrainer(DefaultTrainer):
+    """
+    DefaultTrainer with: the Pose2Seg dataset mapper (for Pose2Seg models), Adam or SGD,
+    COCOEvaluator on the segm task, and distributed training on CPUs (gloo) as well as GPUs.
+    """
+
+    def __init__(self, cfg):
+        with _cpu_capable_ddp():
+            super().__init__(cfg)
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        return build_adam_or_sgd_optimizer(cfg, model)
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        mapper = Pose2SegDatasetMapper(cfg, True) if uses_pose2seg(cfg) else None
+        return build_detection_train_loader(cfg, mapper=mapper)
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        mapper = Pose2SegDatasetMapper(cfg, False) if uses_pose2seg(cfg) else None
+        return build_detection_test_loader(cfg, dataset_name, mapper=mapper)
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        if output_folder is None:
+            output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        return COCOEvaluator(dataset_name, tasks=("segm",), distributed=True, output_dir=output_folder)
