@@ -192,7 +192,11 @@ class Pose2Seg(nn.Module):
         if not self.training:
             return self.inference(batched_inputs)
         images = self.preprocess_image(batched_inputs)
-        features = self.backbone(images.tensor)[self.in_feature]
+        all_features = self.backbone(images.tensor)
+        features = all_features[self.in_feature]
+        # The backbone's other outputs (e.g. FPN p3-p6) are unused; a zero term keeps their
+        # parameters in the graph, as DistributedDataParallel requires.
+        unused = sum(f.sum() for name, f in all_features.items() if name != self.in_feature) * 0.0
         instances = [x["instances"].to(self.device) for x in batched_inputs]
         keypoints, batch_index, feature_sizes = self._persons(
             [i.gt_keypoints.tensor for i in instances], images.image_sizes
@@ -201,9 +205,9 @@ class Pose2Seg(nn.Module):
         if len(chosen) > self.max_instances_per_batch:
             chosen = torch.randperm(len(chosen), device=self.device)[: self.max_instances_per_batch]
         if len(chosen) == 0:
-            # keep every parameter in the graph so that DDP and the optimizer see a loss
+            # no person in the batch: a zero loss that still reaches every parameter
             zero = features.sum() * 0.0 + sum(p.sum() * 0.0 for p in self.head.parameters())
-            return {"loss_mask": zero}
+            return {"loss_mask": zero + unused}
 
         logits, window_from_input = self._window_logits(
             features, keypoints[chosen], batch_index[chosen], feature_sizes[chosen]
@@ -211,7 +215,7 @@ class Pose2Seg(nn.Module):
         masks = self._padded_gt_masks(instances, images)[chosen]
         window_from_pixel = window_from_input @ continuous_from_pixel_matrix(device=self.device)
         targets = sample_masks_into_windows(masks, window_from_pixel, self.window_size)
-        return {"loss_mask": self._mask_loss(logits, targets)}
+        return {"loss_mask": self._mask_loss(logits, targets) + unused}
 
     def _padded_gt_masks(self, instances, images):
         """(N, H, W) float masks of all persons at the padded batch size."""
