@@ -1,16 +1,17 @@
 """The trainer behind train_net.py, for Pose2Seg and the Mask R-CNN baseline alike."""
 import contextlib
+import logging
 import os
 
 import torch
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import DefaultTrainer
 from detectron2.engine import defaults as d2_defaults
-from detectron2.evaluation import COCOEvaluator
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils import comm
 
 from ..data.dataset_mapper import Pose2SegDatasetMapper
+from ..evaluation import OcclusionBucketEvaluator
 
 __all__ = ["Pose2SegTrainer", "build_adam_or_sgd_optimizer", "uses_pose2seg"]
 
@@ -64,12 +65,23 @@ def _cpu_capable_ddp():
 class Pose2SegTrainer(DefaultTrainer):
     """
     DefaultTrainer with: the Pose2Seg dataset mapper (for Pose2Seg models), Adam or SGD,
-    COCOEvaluator on the segm task, and distributed training on CPUs (gloo) as well as GPUs.
+    COCO mask AP overall and by MaxIoU bucket, and distributed training on CPUs (gloo) as well
+    as GPUs.
     """
 
     def __init__(self, cfg):
         with _cpu_capable_ddp():
             super().__init__(cfg)
+
+    @classmethod
+    def build_model(cls, cfg):
+        if not cfg.MODEL.WEIGHTS and cfg.MODEL.RESNETS.NORM == "FrozenBN":
+            logging.getLogger(__name__).warning(
+                "MODEL.WEIGHTS is empty and MODEL.RESNETS.NORM is FrozenBN: the backbone starts "
+                "from random weights it cannot normalize, and trains poorly. Give ImageNet weights "
+                "(README.md, 'Weights') or set MODEL.RESNETS.NORM and MODEL.FPN.NORM to BN or GN."
+            )
+        return super().build_model(cfg)
 
     @classmethod
     def build_optimizer(cls, cfg, model):
@@ -89,4 +101,5 @@ class Pose2SegTrainer(DefaultTrainer):
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         if output_folder is None:
             output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
-        return COCOEvaluator(dataset_name, tasks=("segm",), distributed=True, output_dir=output_folder)
+        # COCO mask AP (results["segm"]) and the same per MaxIoU bucket (results["segm_by_max_iou"])
+        return OcclusionBucketEvaluator(dataset_name, distributed=True, output_dir=output_folder)

@@ -1,0 +1,7 @@
+from .occlusion import (
+    MAX_IOU_BUCKETS,
+    MaxIoURangeCOCOeval,
+    OcclusionBucketEvaluator,
+    ensure_gt_max_iou,
+    evaluate_by_max_iou,
+)
