@@ -14,7 +14,7 @@ from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 
 import pose2seg_d2  # noqa: F401  (registers the model and the datasets)
-from pose2seg_d2.config import add_pose2seg_config
+from pose2seg_d2.config import add_pose2seg_config, fall_back_to_cpu
 from pose2seg_d2.engine import Pose2SegTrainer
 
 
@@ -23,6 +23,7 @@ def setup(args):
     add_pose2seg_config(cfg)
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
+    fall_back_to_cpu(cfg)
     cfg.freeze()
     default_setup(cfg, args)
     return cfg

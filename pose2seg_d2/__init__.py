@@ -1,5 +1,5 @@
 """Pose2Seg on Detectron2. Importing the package registers its components."""
-from . import layers, modeling, pose  # noqa: F401  (modeling registers Pose2Seg and its parts)
+from . import data, layers, modeling, pose  # noqa: F401  (registers Pose2Seg, its parts, the datasets)
 from .config import add_pose2seg_config
 
 __version__ = "0.1.0"

@@ -69,3 +69,22 @@ def add_pose2seg_config(cfg):
     # Optimizer used by train_net.py for any model: "SGD" (Detectron2's default) or "ADAM"
     # (the release: Adam with SOLVER.BASE_LR; SOLVER.MOMENTUM is ignored).
     _C.SOLVER.OPTIMIZER = "SGD"
+
+
+def fall_back_to_cpu(cfg):
+    """
+    Set MODEL.DEVICE to "cpu" when it asks for CUDA and no CUDA device is available (with a
+    warning), so the same configs run on machines with and without GPUs. Returns ``cfg``.
+    """
+    import logging
+
+    import torch
+
+    if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
+        logging.getLogger(__name__).warning("MODEL.DEVICE=%s but CUDA is not available: using the CPU", cfg.MODEL.DEVICE)
+        frozen = cfg.is_frozen()
+        cfg.defrost()
+        cfg.MODEL.DEVICE = "cpu"
+        if frozen:
+            cfg.freeze()
+    return cfg

@@ -90,16 +90,11 @@ def ref_skeleton_one(kpt, size, sigma=3.0, width=1.0, signed_occluded=True):
     for limb, (i, j) in enumerate(COCO_PERSON_LIMBS):
         if kpt[i, 2] <= 0 or kpt[j, 2] <= 0:
             continue
-        (xa, ya), (xb, yb) = kpt[i, :2], kpt[j, :2]
-        length = math.hypot(xb - xa, yb - ya)
-        if length == 0:
+        geometry = _limb_geometry(kpt[i, :2], kpt[j, :2], xs, ys)
+        if geometry is None:
             continue
-        ux, uy = (xb - xa) / length, (yb - ya) / length
-        dist = np.abs((xs - xa) * uy - (ys - ya) * ux)
-        box = (
-            (xs >= min(xa, xb) - width) & (xs <= max(xa, xb) + width)
-            & (ys >= min(ya, yb) - width) & (ys <= max(ya, yb) + width)
-        )  # fmt: skip
+        (ux, uy), dist, (x_lo, x_hi, y_lo, y_hi) = geometry
+        box = (xs >= x_lo - width) & (xs <= x_hi + width) & (ys >= y_lo - width) & (ys <= y_hi + width)
         on = (dist <= width) & box
         out[17 + 2 * limb][on] = ux
         out[17 + 2 * limb + 1][on] = uy
@@ -112,17 +107,27 @@ def ref_limb_boundary_distance(kpt, size, width=1.0):
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     out = np.full((19, h, w), np.inf)
     for limb, (i, j) in enumerate(COCO_PERSON_LIMBS):
-        (xa, ya), (xb, yb) = kpt[i, :2], kpt[j, :2]
-        length = math.hypot(xb - xa, yb - ya)
-        if length == 0:
+        geometry = _limb_geometry(kpt[i, :2], kpt[j, :2], xs, ys)
+        if geometry is None:
             continue
-        ux, uy = (xb - xa) / length, (yb - ya) / length
-        dist = np.abs((xs - xa) * uy - (ys - ya) * ux)
+        _, dist, (x_lo, x_hi, y_lo, y_hi) = geometry
         out[limb] = np.minimum.reduce(
             [
                 np.abs(dist - width),
-                np.abs(xs - (min(xa, xb) - width)), np.abs(xs - (max(xa, xb) + width)),
-                np.abs(ys - (min(ya, yb) - width)), np.abs(ys - (max(ya, yb) + width)),
+                np.abs(xs - (x_lo - width)), np.abs(xs - (x_hi + width)),
+                np.abs(ys - (y_lo - width)), np.abs(ys - (y_hi + width)),
             ]
         )  # fmt: skip
     return out
+
+
+def _limb_geometry(a, b, xs, ys):
+    """Unit direction a -> b, each pixel's distance to the line through a and b, and the ends'
+    box (x_lo, x_hi, y_lo, y_hi); None when a == b."""
+    (xa, ya), (xb, yb) = a, b
+    length = math.hypot(xb - xa, yb - ya)
+    if length == 0:
+        return None
+    ux, uy = (xb - xa) / length, (yb - ya) / length
+    dist = np.abs((xs - xa) * uy - (ys - ya) * ux)
+    return (ux, uy), dist, (min(xa, xb), max(xa, xb), min(ya, yb), max(ya, yb))

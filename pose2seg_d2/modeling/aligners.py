@@ -12,7 +12,7 @@ from detectron2.config import configurable
 from detectron2.utils.registry import Registry
 from torch import nn
 
-from ..pose import PoseTemplates, labeled_mask, per_person_sizes
+from ..pose import PoseTemplates, labeled_keypoint_box, per_person_sizes
 from ..utils import resolve_path
 
 __all__ = [
@@ -97,15 +97,10 @@ def keypoint_box_roi_matrices(keypoints, feature_sizes, window_size, enlarge=1.2
     Returns:
         Tensor (N, 3, 3) float64: feature-map pixels -> window pixels.
     """
-    keypoints = keypoints.to(torch.float64)
     num = keypoints.shape[0]
     sizes = per_person_sizes(feature_sizes, num, keypoints.device)
-    labeled = labeled_mask(keypoints)
-    xy = torch.nan_to_num(keypoints[..., :2], nan=0.0, posinf=0.0, neginf=0.0) + 0.5  # continuous
-    big = torch.finfo(torch.float64).max
-    low = torch.where(labeled[..., None], xy, xy.new_tensor(big)).amin(dim=1)
-    high = torch.where(labeled[..., None], xy, xy.new_tensor(-big)).amax(dim=1)
-    any_labeled = labeled.any(dim=1, keepdim=True)
+    low, high, any_labeled = labeled_keypoint_box(keypoints)
+    low, high, any_labeled = low + 0.5, high + 0.5, any_labeled[:, None]  # continuous coordinates
     whole = torch.stack([sizes[:, 1], sizes[:, 0]], dim=1)  # (w, h) of the map
     center = torch.where(any_labeled, (low + high) / 2, whole / 2)
     min_side = min_side_fraction * sizes.amax(dim=1, keepdim=True)

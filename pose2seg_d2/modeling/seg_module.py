@@ -1,5 +1,8 @@
 """SegModule: the fully convolutional mask head that runs in the aligned window (SPEC §2.5)."""
+import math
+
 import fvcore.nn.weight_init as weight_init
+import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.layers import get_norm
@@ -7,6 +10,8 @@ from detectron2.utils.registry import Registry
 from torch import nn
 
 __all__ = ["POSE2SEG_HEAD_REGISTRY", "SegModule", "Bottleneck", "build_pose2seg_head"]
+
+_PERSON_PRIOR = 0.125
 
 POSE2SEG_HEAD_REGISTRY = Registry("POSE2SEG_HEAD")
 POSE2SEG_HEAD_REGISTRY.__doc__ = """
@@ -90,7 +95,11 @@ class SegModule(nn.Module):
         self.decoder = Bottleneck(width, decoder_bottleneck_channels, decoder_out_channels, norm)
         self.predictor = nn.Conv2d(decoder_out_channels, num_classes, 1)
         nn.init.normal_(self.predictor.weight, std=0.001)
+        # Start at the person prior of a window (about 1 pixel in 8) rather than at 0.5, so
+        # that early training does not spend itself on learning the background.
         nn.init.constant_(self.predictor.bias, 0.0)
+        with torch.no_grad():
+            self.predictor.bias[-1] = math.log(_PERSON_PRIOR / (1 - _PERSON_PRIOR))
         self.num_classes = num_classes
 
     @classmethod

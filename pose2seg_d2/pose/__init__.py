@@ -10,6 +10,7 @@ from .skeleton import skeleton_features
 from .templates import FALLBACKS, PoseFit, PoseTemplates
 from .transforms import (
     keypoint_box_matrices,
+    labeled_keypoint_box,
     labeled_mask,
     random_window_augmentation,
     per_person_sizes,
@@ -18,3 +19,4 @@ from .transforms import (
     scale_matrix,
     transform_keypoints,
 )
+from .clustering import cluster_templates, collect_poses, kmeans, normalize_poses

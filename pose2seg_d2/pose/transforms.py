@@ -11,6 +11,7 @@ import torch
 
 __all__ = [
     "labeled_mask",
+    "labeled_keypoint_box",
     "resize_padding_matrix",
     "resize_padding_matrices",
     "per_person_sizes",
@@ -32,6 +33,24 @@ def labeled_mask(keypoints):
     """
     finite = torch.isfinite(keypoints).all(dim=-1)
     return finite & (torch.nan_to_num(keypoints[..., 2], nan=0.0) > 0)
+
+
+def labeled_keypoint_box(keypoints):
+    """
+    Args:
+        keypoints (Tensor): (N, K, 3).
+
+    Returns:
+        tuple: ``low`` and ``high`` (N, 2) float64, the min and max (x, y) of each person's
+        labeled keypoints (see :func:`labeled_mask`), and ``any_labeled`` (N,) bool; ``low`` and
+        ``high`` are meaningless where ``any_labeled`` is False.
+    """
+    labeled = labeled_mask(keypoints)
+    xy = torch.nan_to_num(keypoints[..., :2].to(torch.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    big = torch.finfo(torch.float64).max
+    low = torch.where(labeled[..., None], xy, xy.new_tensor(big)).amin(dim=1)
+    high = torch.where(labeled[..., None], xy, xy.new_tensor(-big)).amax(dim=1)
+    return low, high, labeled.any(dim=1)
 
 
 def resize_padding_matrix(src_size, dst_size, dtype=torch.float64, device=None):
@@ -102,17 +121,11 @@ def keypoint_box_matrices(keypoints, src_size, dst_size, enlarge=1.25, min_side_
         Tensor (N, 3, 3) float64. A person with no labeled keypoint gets
         :func:`resize_padding_matrix`.
     """
-    keypoints = keypoints.to(torch.float64)
     src_sizes = per_person_sizes(src_size, keypoints.shape[0], keypoints.device)
-    labeled = labeled_mask(keypoints)
-    xy = torch.nan_to_num(keypoints[..., :2], nan=0.0, posinf=0.0, neginf=0.0)
-    big = torch.finfo(torch.float64).max
-    low = torch.where(labeled[..., None], xy, xy.new_tensor(big)).amin(dim=1)  # (N, 2)
-    high = torch.where(labeled[..., None], xy, xy.new_tensor(-big)).amax(dim=1)
-    any_labeled = labeled.any(dim=1)
-    center = torch.where(any_labeled[:, None], (low + high) / 2, xy.new_zeros(()))
+    low, high, any_labeled = labeled_keypoint_box(keypoints)
+    center = torch.where(any_labeled[:, None], (low + high) / 2, low.new_zeros(()))
     min_side = min_side_fraction * src_sizes.amax(dim=1, keepdim=True)
-    side = torch.maximum(torch.where(any_labeled[:, None], (high - low) * enlarge, xy.new_zeros(())), min_side)
+    side = torch.maximum(torch.where(any_labeled[:, None], (high - low) * enlarge, low.new_zeros(())), min_side)
     dst_h, dst_w = dst_size
     scale = torch.minimum(dst_w / side[:, 0], dst_h / side[:, 1])
     matrices = torch.zeros(keypoints.shape[0], 3, 3, dtype=torch.float64, device=keypoints.device)

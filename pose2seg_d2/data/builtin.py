@@ -1,0 +1,159 @@
+"""
+Registration of the datasets in Detectron2's DatasetCatalog and MetadataCatalog.
+
+Importing :mod:`pose2seg_d2.data` calls :func:`register_all` with the root
+``$DETECTRON2_DATASETS`` (default ``./datasets``); nothing is read until a dataset is asked
+for. Layout under the root (see datasets/README.md)::
+
+    ochuman/images/*.jpg
+    ochuman/annotations/ochuman_coco_format_{val,test}_range_0.00_1.00.json
+    coco/{train2017,val2017}/*.jpg
+    coco/annotations/person_keypoints_{train,val}2017_pose2seg.json
+    synthetic_occluded/images/{train,val,test}/*.png
+    synthetic_occluded/annotations/{train,val,test}.json   (generated on first use)
+
+Every dataset dict annotation carries ``max_iou`` (from the file, else computed from the
+boxes of the image's persons, see :func:`add_max_iou`). Masks of the OCHuman and synthetic
+files are RLE: use ``INPUT.MASK_FORMAT = "bitmask"``.
+"""
+import os
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.datasets import load_coco_json
+
+from ..pose.keypoints import COCO_PERSON_FLIP_MAP, COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_LIMBS
+from .coco_persons import COCO_HOW_TO_GET, coco_persons_filename
+from .max_iou import add_max_iou
+from .ochuman import OCHUMAN_HOW_TO_GET, ochuman_coco_filename
+from .synthetic import ensure_synthetic_dataset
+
+__all__ = [
+    "DATASETS_ENV",
+    "PERSON_KEYPOINT_CONNECTION_RULES",
+    "get_datasets_root",
+    "person_metadata",
+    "builtin_datasets",
+    "load_person_json",
+    "register_person_dataset",
+    "register_all",
+]
+
+DATASETS_ENV = "DETECTRON2_DATASETS"
+
+# Visualizer skeleton: the 19 COCO limbs as (name, name, RGB)
+_LIMB_COLORS = (
+    (102, 0, 204), (51, 102, 255), (102, 204, 255), (102, 204, 255), (51, 153, 255), (255, 153, 51),
+    (51, 153, 255), (255, 128, 0), (153, 255, 204), (255, 178, 102), (128, 229, 255), (255, 102, 0),
+    (153, 255, 153), (102, 255, 224), (255, 102, 0), (255, 255, 77), (153, 255, 204), (191, 255, 128),
+    (255, 195, 77),
+)  # fmt: skip
+PERSON_KEYPOINT_CONNECTION_RULES = tuple(
+    (COCO_PERSON_KEYPOINT_NAMES[a], COCO_PERSON_KEYPOINT_NAMES[b], color)
+    for (a, b), color in zip(COCO_PERSON_LIMBS, _LIMB_COLORS)
+)
+
+_SYNTHETIC_HOW_TO_GET = (
+    "It is generated on first use; to make it now run: python datasets/prepare_synthetic.py "
+    "--output-dir {root}"
+)
+
+
+def get_datasets_root():
+    """``$DETECTRON2_DATASETS``, default ``datasets`` (relative to the working directory)."""
+    return os.path.expanduser(os.getenv(DATASETS_ENV, "datasets"))
+
+
+def person_metadata():
+    """Metadata shared by all person datasets (Detectron2's names for the fields)."""
+    return {
+        "thing_classes": ["person"],
+        "thing_dataset_id_to_contiguous_id": {1: 0},
+        "keypoint_names": COCO_PERSON_KEYPOINT_NAMES,
+        "keypoint_flip_map": tuple(COCO_PERSON_FLIP_MAP.items()),
+        "keypoint_connection_rules": PERSON_KEYPOINT_CONNECTION_RULES,
+        "evaluator_type": "coco",
+    }
+
+
+def builtin_datasets(root):
+    """
+    Returns:
+        dict[str, dict]: name -> ``json_file``, ``image_root``, ``how_to_get`` and, for the
+        synthetic ones, ``synthetic_root``.
+    """
+    out = {}
+    ochuman = os.path.join(root, "ochuman")
+    for subset in ("val", "test"):
+        out[f"ochuman_{subset}"] = {
+            "json_file": os.path.join(ochuman, "annotations", ochuman_coco_filename(subset)),
+            "image_root": os.path.join(ochuman, "images"),
+            "how_to_get": f"{OCHUMAN_HOW_TO_GET}; or convert ochuman.json with datasets/prepare_ochuman.py",
+        }
+    coco = os.path.join(root, "coco")
+    for split in ("train", "val"):
+        out[f"coco_persons_{split}"] = {
+            "json_file": os.path.join(coco, "annotations", coco_persons_filename(split)),
+            "image_root": os.path.join(coco, f"{split}2017"),
+            "how_to_get": f"{COCO_HOW_TO_GET}; then run python datasets/prepare_coco_persons.py --coco-dir {coco}",
+        }
+    synthetic = os.path.join(root, "synthetic_occluded")
+    for split in ("train", "val", "test"):
+        out[f"synthetic_occluded_{split}"] = {
+            "json_file": os.path.join(synthetic, "annotations", f"{split}.json"),
+            "image_root": os.path.join(synthetic, "images", split),
+            "how_to_get": _SYNTHETIC_HOW_TO_GET.format(root=synthetic),
+            "synthetic_root": synthetic,
+        }
+    return out
+
+
+def load_person_json(json_file, image_root, dataset_name=None, how_to_get=None, synthetic_root=None):
+    """
+    Load a COCO-style person file into Detectron2 dataset dicts with ``max_iou`` on every
+    annotation.
+
+    Args:
+        json_file, image_root (str): the annotation file and its image folder.
+        dataset_name (str or None): passed to ``load_coco_json`` (sets thing_classes).
+        how_to_get (str or None): added to the error when a path is missing.
+        synthetic_root (str or None): generate the synthetic dataset there first if missing.
+
+    Returns:
+        list[dict]
+    """
+    if synthetic_root is not None:
+        ensure_synthetic_dataset(synthetic_root)
+    hint = f". {how_to_get}" if how_to_get else ""
+    if not os.path.isfile(json_file):
+        raise FileNotFoundError(f"Annotation file of {dataset_name or 'the dataset'} not found: {json_file}{hint}")
+    if not os.path.isdir(image_root):
+        raise FileNotFoundError(f"Image folder of {dataset_name or 'the dataset'} not found: {image_root}{hint}")
+    dicts = load_coco_json(json_file, image_root, dataset_name, extra_annotation_keys=["max_iou"])
+    return add_max_iou(dicts)
+
+
+def register_person_dataset(name, json_file, image_root, how_to_get=None, synthetic_root=None):
+    """Register ``name`` (replacing an earlier registration of it) with lazy loading."""
+    if name in DatasetCatalog.list():
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    DatasetCatalog.register(
+        name, lambda: load_person_json(json_file, image_root, name, how_to_get, synthetic_root)
+    )
+    MetadataCatalog.get(name).set(json_file=json_file, image_root=image_root, **person_metadata())
+
+
+def register_all(root=None):
+    """
+    Register ``ochuman_{val,test}``, ``coco_persons_{train,val}`` and
+    ``synthetic_occluded_{train,val,test}`` under ``root`` (default
+    :func:`get_datasets_root`); registering again replaces the earlier paths.
+
+    Returns:
+        list[str]: the names.
+    """
+    root = get_datasets_root() if root is None else os.path.expanduser(str(root))
+    specs = builtin_datasets(root)
+    for name, spec in specs.items():
+        register_person_dataset(name, **spec)
+    return list(specs)

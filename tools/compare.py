@@ -1,0 +1,82 @@
+#!/usr/bin/env python
+"""
+Pose2Seg against Mask R-CNN on one test set: trains both (or loads given weights), evaluates
+mask AP overall and by MaxIoU bucket, times inference on the same images, and writes
+results.md, results.json, a grid PNG per figure image and ap_by_max_iou.png into --output-dir.
+
+    python tools/compare.py \\
+        --pose2seg-config configs/synthetic/pose2seg_R_18_FPN_synthetic.yaml \\
+        --mask-rcnn-config configs/synthetic/mask_rcnn_R_18_FPN_synthetic.yaml \\
+        --dataset synthetic_occluded_test --output-dir output/demo
+"""
+import argparse
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from detectron2.data import DatasetCatalog  # noqa: E402
+from detectron2.utils.logger import setup_logger  # noqa: E402
+
+import pose2seg_d2  # noqa: E402, F401  (registers the model and the datasets)
+from pose2seg_d2.evaluation.comparison import (  # noqa: E402
+    ModelRun,
+    describe_config,
+    load_config,
+    run_model,
+    write_figures,
+    write_results,
+)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pose2seg-config", required=True)
+    parser.add_argument("--mask-rcnn-config", required=True)
+    parser.add_argument("--dataset", required=True, help="a registered test dataset")
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--pose2seg-weights", default="", help="skip training Pose2Seg; load these")
+    parser.add_argument("--mask-rcnn-weights", default="", help="skip training Mask R-CNN; load these")
+    parser.add_argument("--max-iter", type=int, default=0, help="override SOLVER.MAX_ITER of both (0: keep)")
+    parser.add_argument("--timing-images", type=int, default=50, help="images timed per model")
+    parser.add_argument("--num-figures", type=int, default=4, help="test images drawn in grids")
+    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides for both models")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.makedirs(args.output_dir, exist_ok=True)
+    setup_logger(output=os.path.join(args.output_dir, "log.txt"))
+    setup_logger(output=os.path.join(args.output_dir, "log.txt"), name="pose2seg_d2")
+    logger = logging.getLogger("pose2seg_d2")
+
+    num_images = len(DatasetCatalog.get(args.dataset))
+    figures = list(range(min(args.num_figures, num_images)))
+    plans = [  # in the order of the figure panels
+        ("mask_rcnn", None, "Mask R-CNN", args.mask_rcnn_config, args.mask_rcnn_weights),
+        ("pose2seg", "gt", "Pose2Seg (GT keypoints)", args.pose2seg_config, args.pose2seg_weights),
+    ]
+    runs = []
+    for model, keypoints, label, config_file, weights in plans:
+        opts = list(args.opts) + ["OUTPUT_DIR", os.path.join(args.output_dir, model)]
+        if args.max_iter:
+            opts += ["SOLVER.MAX_ITER", args.max_iter]
+        cfg = load_config(config_file, opts)
+        run = ModelRun(model=model, keypoints=keypoints, label=label, config=describe_config(cfg))
+        run.config["iterations"] = cfg.SOLVER.MAX_ITER
+        logger.info(f"==> {label}: {'loading ' + weights if weights else 'training'} ({config_file})")
+        run_model(run, cfg, args.dataset, weights or None, args.timing_images, figures)
+        runs.append(run)
+
+    table = write_results(args.output_dir, args.dataset, runs)
+    grids, plot = write_figures(args.output_dir, args.dataset, runs, figures)
+    print(table)
+    print(f"Results: {os.path.join(args.output_dir, 'results.md')} and results.json")
+    print(f"Figures: {plot} and {len(grids)} grids ({', '.join(os.path.basename(g) for g in grids)})")
+    return runs
+
+
+if __name__ == "__main__":
+    main()
