@@ -164,7 +164,7 @@ def test_pose2seg_configs_build(config, templates_file):
     else:
         assert type(model.aligner).__name__ == expected.get(os.path.basename(config), "PoseAffineAligner")
     assert model.skeleton.num_channels == (0 if "no_skeleton" in config else 55)
-    assert model.head.stem.in_channels == 256 + model.skeleton.num_channels
+    assert model.head.stem.in_channels == model.backbone.output_shape()["p2"].channels + model.skeleton.num_channels
 
 
 def test_missing_templates_file_says_how_to_make_one(tmp_path):
