@@ -9,7 +9,6 @@ from .keypoints import (
 from .skeleton import skeleton_features
 from .templates import FALLBACKS, PoseFit, PoseTemplates
 from .transforms import (
-    MAX_COORDINATE,
     keypoint_box_matrices,
     labeled_keypoint_box,
     labeled_mask,
