@@ -13,12 +13,13 @@ from .builtin import (
     get_datasets_root,
     load_person_json,
     person_metadata,
+    read_person_json,
     register_all,
     register_person_dataset,
 )
 from .coco_format import COCO_PERSON_SKELETON, decode_segmentation, encode_mask, person_category
 from .coco_persons import coco_persons_filename, filter_coco_persons, prepare_coco_persons
-from .dataset_mapper import Pose2SegDatasetMapper
+from .dataset_mapper import Pose2SegDatasetMapper, ValidatingDatasetMapper
 from .max_iou import add_max_iou, max_iou, pairwise_box_iou
 from .ochuman import convert_ochuman, ochuman_coco_filename, ochuman_mask, prepare_ochuman
 from .synthetic import (
@@ -28,5 +29,6 @@ from .synthetic import (
     is_synthetic_dataset_complete,
     render_scene,
 )
+from .validation import InvalidDatasetError, ValidationReport, validate_person_json
 
 register_all()

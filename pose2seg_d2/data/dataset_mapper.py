@@ -1,5 +1,6 @@
-"""The dataset mapper Pose2Seg trains and tests with."""
+"""The dataset mappers Pose2Seg and the Mask R-CNN baseline train and test with."""
 import copy
+import os
 
 import numpy as np
 import torch
@@ -8,15 +9,125 @@ from detectron2.data import DatasetMapper
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 
-__all__ = ["Pose2SegDatasetMapper"]
+from ..pose.keypoints import NUM_KEYPOINTS
+from .validation import InvalidDatasetError, check_bbox, check_keypoints, check_segmentation
+
+__all__ = ["ValidatingDatasetMapper", "Pose2SegDatasetMapper"]
 
 
-class Pose2SegDatasetMapper(DatasetMapper):
+class ValidatingDatasetMapper(DatasetMapper):
     """
-    Detectron2's :class:`DatasetMapper` with keypoints always on and, unlike it, annotations
-    kept at test time: Pose2Seg takes its persons from ``instances.gt_keypoints`` when
-    MODEL.POSE2SEG.KEYPOINT_SOURCE is "gt". Masks are mapped in training only.
+    Detectron2's :class:`DatasetMapper` whose errors name the image file, the image id, the
+    annotation and the field.
+
+    Before mapping, the fields the mapping uses of the non-crowd annotations (Detectron2
+    drops crowd ones) are checked: ``bbox`` (4 finite numbers), ``keypoints`` when keypoints
+    are used (3 numbers per keypoint of the dataset, 17 without flip indices; NaN and
+    infinite values pass: Detectron2 maps them to unlabeled and Pose2Seg ignores them),
+    ``segmentation`` when masks are used (polygons of at least 3 points, an RLE or mask of the
+    record's height x width). Any error while mapping (a missing or unreadable image file, an
+    image whose size is not the record's, ...) is raised again as :class:`InvalidDatasetError`
+    naming the file, the image id and, when it can be told, the field, with the original error
+    as its cause. Valid records are mapped exactly as Detectron2 maps them.
     """
+
+    def _num_keypoints(self):
+        if self.keypoint_hflip_indices is not None:
+            return len(self.keypoint_hflip_indices)
+        return NUM_KEYPOINTS
+
+    def _check_annotations(self, dataset_dict):
+        file_name, image_id = dataset_dict.get("file_name"), dataset_dict.get("image_id")
+        size = None
+        if "height" in dataset_dict and "width" in dataset_dict:
+            size = (dataset_dict["height"], dataset_dict["width"])
+        annotations = dataset_dict.get("annotations", [])
+        if not isinstance(annotations, list):
+            raise InvalidDatasetError((file_name, image_id, None, "annotations", "expected a list of annotations"))
+        for i, anno in enumerate(annotations):
+            anno_id = anno.get("id", f"annotations[{i}]") if isinstance(anno, dict) else f"annotations[{i}]"
+            if not isinstance(anno, dict):
+                raise InvalidDatasetError((file_name, image_id, anno_id, "annotations", "an annotation must be a dict"))
+            if anno.get("iscrowd", 0):
+                continue
+            problems = []
+            if "bbox" not in anno:
+                problems.append(("bbox", "missing"))
+            else:
+                bbox = anno["bbox"]
+                problems.append(("bbox", check_bbox(list(bbox) if isinstance(bbox, np.ndarray) else bbox)))
+            if self.use_keypoint:
+                if "keypoints" not in anno:
+                    problems.append(("keypoints", "missing"))
+                else:
+                    # NaN or infinite keypoints are allowed here: Detectron2 maps them to unlabeled
+                    reason = check_keypoints(anno["keypoints"], self._num_keypoints(), None, require_finite=False)
+                    problems.append(("keypoints", reason))
+            if self.use_instance_mask:
+                if "segmentation" not in anno:
+                    problems.append(("segmentation", "missing"))
+                else:
+                    reason, degenerate = check_segmentation(anno["segmentation"], size)
+                    if reason is None and degenerate:
+                        reason = f"{degenerate} polygon(s) of fewer than 3 points"
+                    problems.append(("segmentation", reason))
+            for field, reason in problems:
+                if reason:
+                    raise InvalidDatasetError((file_name, image_id, anno_id, field, reason))
+
+    def _diagnose(self, dataset_dict, error):
+        """(field, reason) for an error raised while mapping ``dataset_dict``."""
+        file_name = dataset_dict.get("file_name")
+        if isinstance(error, utils.SizeMismatchError):
+            return "height/width", str(error)
+        if not isinstance(file_name, str):
+            return "file_name", f"expected an image file name, got {file_name!r}"
+        if not os.path.isfile(file_name):
+            return "file_name", f"image file not found: {file_name}"
+        try:
+            utils.read_image(file_name, format=self.image_format)
+        except Exception as e:
+            return "file_name", f"cannot read the image file {file_name}: {type(e).__name__}: {e}"
+        return "annotations", f"mapping failed: {type(error).__name__}: {error}"
+
+    def map(self, dataset_dict):
+        """The mapping itself, without the checks: Detectron2's."""
+        return super().__call__(dataset_dict)
+
+    def __call__(self, dataset_dict):
+        """
+        Args:
+            dataset_dict (dict): one record of Detectron2's dataset format.
+
+        Returns:
+            dict: what :class:`DatasetMapper` returns.
+
+        Raises:
+            InvalidDatasetError: an invalid field, or any error while mapping, naming the
+                image file, the image id, the annotation id (``id``, else its index) and the
+                field.
+        """
+        if self.is_train or getattr(self, "keep_annotations", False):
+            self._check_annotations(dataset_dict)
+        try:
+            return self.map(dataset_dict)
+        except InvalidDatasetError:
+            raise
+        except Exception as e:
+            field, reason = self._diagnose(dataset_dict, e)
+            problem = (dataset_dict.get("file_name"), dataset_dict.get("image_id"), None, field, reason)
+            raise InvalidDatasetError(problem) from e
+
+
+class Pose2SegDatasetMapper(ValidatingDatasetMapper):
+    """
+    :class:`ValidatingDatasetMapper` with keypoints always on and, unlike Detectron2's
+    mapper, annotations kept at test time: Pose2Seg takes its persons from
+    ``instances.gt_keypoints`` when MODEL.POSE2SEG.KEYPOINT_SOURCE is "gt". Masks are mapped
+    in training only.
+    """
+
+    keep_annotations = True
 
     @configurable
     def __init__(self, is_train, **kwargs):
@@ -32,9 +143,9 @@ class Pose2SegDatasetMapper(DatasetMapper):
         )
         return ret
 
-    def __call__(self, dataset_dict):
+    def map(self, dataset_dict):
         if self.is_train:
-            return super().__call__(dataset_dict)
+            return super().map(dataset_dict)
         dataset_dict = copy.deepcopy(dataset_dict)
         image = utils.read_image(dataset_dict["file_name"], format=self.image_format)
         utils.check_image_size(dataset_dict, image)

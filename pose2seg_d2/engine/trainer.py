@@ -2,16 +2,18 @@
 import contextlib
 import logging
 import os
+import weakref
 
 import torch
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
-from detectron2.engine import DefaultTrainer
+from detectron2.engine import DefaultTrainer, hooks
 from detectron2.engine import defaults as d2_defaults
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils import comm
 
-from ..data.dataset_mapper import Pose2SegDatasetMapper
+from ..data.dataset_mapper import Pose2SegDatasetMapper, ValidatingDatasetMapper
 from ..evaluation import OcclusionBucketEvaluator
+from .checkpoint import AtomicDetectionCheckpointer
 
 __all__ = ["Pose2SegTrainer", "build_adam_or_sgd_optimizer", "uses_pose2seg"]
 
@@ -64,14 +66,29 @@ def _cpu_capable_ddp():
 
 class Pose2SegTrainer(DefaultTrainer):
     """
-    DefaultTrainer with: the Pose2Seg dataset mapper (for Pose2Seg models), Adam or SGD,
-    COCO mask AP overall and by MaxIoU bucket, and distributed training on CPUs (gloo) as well
-    as GPUs.
+    DefaultTrainer with: the Pose2Seg dataset mapper (for Pose2Seg models; Detectron2's with
+    clear errors on bad data, :class:`ValidatingDatasetMapper`, for the others), Adam or SGD,
+    COCO mask AP overall and by MaxIoU bucket, distributed training on CPUs (gloo) as well
+    as GPUs, and checkpoints written atomically (:class:`AtomicDetectionCheckpointer`), so a
+    training killed at any moment resumes (``--resume``) from its last complete checkpoint.
     """
 
     def __init__(self, cfg):
         with _cpu_capable_ddp():
             super().__init__(cfg)
+        periodic = [h for h in self._hooks if isinstance(h, hooks.PeriodicCheckpointer)]
+        assert isinstance(self.checkpointer, AtomicDetectionCheckpointer) and all(
+            h.checkpointer is self.checkpointer for h in periodic
+        ), "the periodic checkpoints must go through the atomic checkpointer"
+
+    def build_hooks(self):
+        # DefaultTrainer.__init__ creates self.checkpointer (a DetectionCheckpointer) right
+        # before it calls build_hooks; swap in the atomic one first, so that the
+        # PeriodicCheckpointer built here and resume_or_load both use it.
+        self.checkpointer = AtomicDetectionCheckpointer(
+            self.model, self.cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
+        )
+        return super().build_hooks()
 
     @classmethod
     def build_model(cls, cfg):
@@ -89,12 +106,13 @@ class Pose2SegTrainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
-        mapper = Pose2SegDatasetMapper(cfg, True) if uses_pose2seg(cfg) else None
+        # Detectron2's mapping for either model, with errors that name the file, record and field
+        mapper = (Pose2SegDatasetMapper if uses_pose2seg(cfg) else ValidatingDatasetMapper)(cfg, True)
         return build_detection_train_loader(cfg, mapper=mapper)
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
-        mapper = Pose2SegDatasetMapper(cfg, False) if uses_pose2seg(cfg) else None
+        mapper = (Pose2SegDatasetMapper if uses_pose2seg(cfg) else ValidatingDatasetMapper)(cfg, False)
         return build_detection_test_loader(cfg, dataset_name, mapper=mapper)
 
     @classmethod

@@ -3,7 +3,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["affine_align", "AffineAlign", "bilinear_taps", "window_to_source_coordinates"]
+__all__ = ["affine_align", "AffineAlign", "bilinear_taps", "safe_inverse", "window_to_source_coordinates"]
+
+
+def safe_inverse(matrices):
+    """
+    Inverse of (N, 3, 3) matrices that never raises.
+
+    Returns:
+        tuple: ``inverse`` (N, 3, 3) float64, all NaN where a matrix is unusable, and
+        ``usable`` (N,) bool: the matrix is finite and invertible and its inverse is finite.
+    """
+    m = matrices.to(torch.float64)
+    finite = torch.isfinite(m).flatten(1).all(dim=1)
+    eye = torch.eye(3, dtype=torch.float64, device=m.device)
+    inverse, info = torch.linalg.inv_ex(torch.where(finite[:, None, None], m, eye))
+    usable = finite & (info == 0) & torch.isfinite(inverse).flatten(1).all(dim=1)
+    return torch.where(usable[:, None, None], inverse, torch.full_like(inverse, float("nan"))), usable
 
 
 def window_to_source_coordinates(matrices, output_size):
@@ -18,10 +34,11 @@ def window_to_source_coordinates(matrices, output_size):
     Returns:
         Tensor: (N, h, w, 2) float64 source coordinates (x, y) of window pixel (x, y), i.e.
         ``matrices[n]^-1 @ (x, y, 1)``. Pixel (x, y) has its center at integer coordinates
-        (x, y) in both spaces, as in OpenCV.
+        (x, y) in both spaces, as in OpenCV. NaN for a matrix that is not finite or not
+        invertible (see :func:`safe_inverse`).
     """
     h, w = output_size
-    inverse = torch.linalg.inv(matrices.to(torch.float64))
+    inverse, _ = safe_inverse(matrices)
     ys = torch.arange(h, dtype=torch.float64, device=matrices.device)
     xs = torch.arange(w, dtype=torch.float64, device=matrices.device)
     a = inverse[:, :2, :]  # (N, 2, 3)
@@ -42,7 +59,14 @@ def bilinear_taps(source, height, width):
     Returns:
         tuple: ``index`` (..., 4) long, flat pixel index ``y * width + x`` of the neighbors
         (clamped into the map), and ``weight`` (..., 4) float64, 0 for neighbors outside the map.
+        A point that is NaN or infinite, or that lies anywhere outside the map, gets four zero
+        weights.
     """
+    # Points further out than one pixel beyond the map have only outside neighbors: moving them
+    # to two pixels beyond changes no weight and keeps the integer conversion in range.
+    finite = torch.isfinite(source).all(dim=-1, keepdim=True)
+    upper = torch.tensor([width + 1.0, height + 1.0], dtype=source.dtype, device=source.device)
+    source = torch.minimum(torch.where(finite, source, -2.0).clamp(min=-2.0), upper)
     base = source.floor()
     frac = source - base
     x0, y0 = base[..., 0].long(), base[..., 1].long()
@@ -73,16 +97,20 @@ def affine_align(features, matrices, batch_index, output_size):
     (``x.contiguous(memory_format=torch.channels_last)``) to skip a copy of the whole map.
     The output has channels-last strides too.
 
+    Unusable matrices never fail: the window of a matrix that is not finite or not invertible
+    is all zeros (and passes no gradient), as is every window pixel that maps outside the map,
+    however far (NaN and infinite coordinates included).
+
     Args:
         features (Tensor): (B, C, H, W).
         matrices (Tensor): (N, 3, 3) mapping feature pixel coordinates to window pixel
-            coordinates. Must be invertible.
+            coordinates.
         batch_index (Tensor): (N,) long, the image of each window.
         output_size (tuple[int, int]): window (h, w).
 
     Returns:
-        Tensor: (N, C, h, w), differentiable with respect to ``features``. N = 0 gives an
-        empty (0, C, h, w) tensor.
+        Tensor: (N, C, h, w), differentiable with respect to ``features``; finite for finite
+        features. N = 0 gives an empty (0, C, h, w) tensor.
     """
     if features.dim() != 4:
         raise ValueError(f"affine_align: features must be (B, C, H, W), got {tuple(features.shape)}")

@@ -1,7 +1,7 @@
 """Warping per-person window predictions back into the image (SPEC §2.7)."""
 import torch
 
-from .affine_align import affine_align
+from .affine_align import affine_align, safe_inverse
 
 __all__ = ["warp_windows_to_image"]
 
@@ -16,11 +16,12 @@ def warp_windows_to_image(windows, window_from_image, image_size):
 
     Returns:
         Tensor (N, H, W): ``out[n, y, x]`` = bilinear sample of ``windows[n]`` at
-        ``window_from_image[n] @ (x, y, 1)``, 0 outside the window.
+        ``window_from_image[n] @ (x, y, 1)``, 0 outside the window. All 0 for a matrix that is
+        not finite or not invertible (see :func:`safe_inverse`).
     """
     num = windows.shape[0]
     if num == 0:
         return windows.new_zeros((0, int(image_size[0]), int(image_size[1])))
-    image_from_window = torch.linalg.inv(window_from_image.to(torch.float64))
+    image_from_window, _ = safe_inverse(window_from_image)
     batch_index = torch.arange(num, device=windows.device)
     return affine_align(windows[:, None], image_from_window, batch_index, image_size)[:, 0]

@@ -9,7 +9,7 @@ from detectron2.structures import BitMasks, ImageList, Instances, PolygonMasks
 from torch import nn
 
 from ..layers import affine_align, warp_windows_to_image
-from ..pose import random_window_augmentation, transform_keypoints
+from ..pose import random_window_augmentation, scale_matrix, transform_keypoints
 from .aligners import build_aligner
 from .keypoint_sources import build_keypoint_source
 from .seg_module import build_pose2seg_head
@@ -244,7 +244,10 @@ class Pose2Seg(nn.Module):
             the input dict (or the input image size without ``do_postprocess``), with
             ``pred_masks`` (N, H, W) bool, ``pred_boxes`` (the masks' boxes), ``scores``,
             ``pred_classes`` (all 0, person) and ``pred_keypoints`` (N, 17, 3) in that image's
-            continuous coordinates.
+            continuous coordinates, (0, 0, 0) for keypoints treated as unlabeled. Every given
+            person gets a mask; one without usable keypoints (NaN, infinite, far out of the
+            image, fewer than 3) gets the aligner's fallback window (see
+            :meth:`PoseTemplates.fit`), so the outputs are finite for any keypoints.
         """
         assert not self.training
         images = self.preprocess_image(batched_inputs)
@@ -267,9 +270,9 @@ class Pose2Seg(nn.Module):
                 masks = masks >= self.mask_threshold
             else:
                 masks = torch.zeros(0, out_h, out_w, dtype=torch.bool, device=self.device)
-            person_keypoints = keypoints[members].clone()
-            person_keypoints[..., 0] *= out_w / w
-            person_keypoints[..., 1] *= out_h / h
+            # in output coordinates; keypoints the model left out as unlabeled (NaN, infinite,
+            # out of bounds: see labeled_mask) come back as (0, 0, 0)
+            person_keypoints = transform_keypoints(keypoints[members], scale_matrix(out_w / w, out_h / h))
             result.pred_masks = masks
             result.pred_boxes = BitMasks(masks).get_bounding_boxes()
             result.scores = scores[members]

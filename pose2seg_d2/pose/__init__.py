@@ -7,8 +7,9 @@ from .keypoints import (
     flip_permutation,
 )
 from .skeleton import skeleton_features
-from .templates import FALLBACKS, PoseFit, PoseTemplates
+from .templates import FALLBACKS, MIN_SPREAD, PoseFit, PoseTemplates
 from .transforms import (
+    MAX_COORDINATE,
     keypoint_box_matrices,
     labeled_keypoint_box,
     labeled_mask,

@@ -17,7 +17,9 @@ def skeleton_features(keypoints, size, sigma=3.0, paf_width=1.0, signed_occluded
     Args:
         keypoints (Tensor): (N, 17, 3) of (x, y, v) already in window pixel coordinates
             (pixel (x, y) centered at integer (x, y)); v > 0 means labeled, v = 1 (COCO:
-            labeled, not visible) means occluded. NaN or infinite entries count as unlabeled.
+            labeled, not visible) means occluded. Keypoints with a NaN or infinite entry, or a
+            coordinate beyond :data:`MAX_COORDINATE`, count as unlabeled
+            (:func:`labeled_mask`), so messy keypoints never fail: they are left out.
         size (tuple[int, int]): window (h, w).
         sigma (float): standard deviation of the part Gaussians, in pixels.
         paf_width (float): half-width of a limb's field, in pixels.
@@ -33,6 +35,8 @@ def skeleton_features(keypoints, size, sigma=3.0, paf_width=1.0, signed_occluded
           direction (x, y) from the limb's first to its second keypoint on pixels within
           ``paf_width`` of the line through both and inside their box grown by ``paf_width``;
           all 0 when either end is unlabeled or both ends coincide.
+
+        Always finite, in [-1, 1]; all 0 for a person with no labeled keypoint.
     """
     keypoints = torch.as_tensor(keypoints)
     if keypoints.dim() != 3 or keypoints.shape[1:] != (NUM_KEYPOINTS, 3):

@@ -8,9 +8,14 @@ import torch
 from .keypoints import COCO_PERSON_FLIP_MAP, COCO_PERSON_KEYPOINT_NAMES, NUM_KEYPOINTS, flip_permutation
 from .transforms import keypoint_box_matrices, labeled_mask, per_person_sizes, resize_padding_matrices
 
-__all__ = ["PoseFit", "PoseTemplates", "FALLBACKS"]
+__all__ = ["PoseFit", "PoseTemplates", "FALLBACKS", "MIN_SPREAD"]
 
 FALLBACKS = ("release", "keypoint_box")
+
+# A person whose shared keypoints lie within this many source pixels (root mean square
+# distance from their mean) of one point has no usable pose: no template is fitted to it. This
+# also bounds the scale of a fit, so its matrix stays finite in float32.
+MIN_SPREAD = 1e-3
 
 
 @dataclass
@@ -145,7 +150,9 @@ class PoseTemplates:
             tuple: ``matrices`` (N, T, 3, 3) float64 mapping source pixels into the unit square
             of each template, and ``scores`` (N, T) float64: mean over the shared points I of
             exp(-d^2 / 2) times |I| / |U|; 0 where no fit exists (|I| < 3, the hard rule, or
-            all shared person points identical).
+            the shared person points identical: their root mean square distance from their
+            mean at most :data:`MIN_SPREAD` pixels). Keypoints that are NaN, infinite or
+            beyond :data:`MAX_COORDINATE` count as unlabeled (see :func:`labeled_mask`).
         """
         keypoints = _as_keypoint_tensor(keypoints)
         device = keypoints.device
@@ -158,7 +165,9 @@ class PoseTemplates:
         num_union = union.sum(-1).to(torch.float64)
 
         weight = shared.to(torch.float64)[..., None]  # (N, T, 17, 1)
-        src = torch.nan_to_num(keypoints[..., :2].to(torch.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        # unlabeled keypoints (NaN, infinite, absurd) take no part: zero them so that no
+        # intermediate value can overflow
+        src = torch.where(person_labeled[..., None], keypoints[..., :2].to(torch.float64), 0.0)
         src = src[:, None].expand(-1, templates.shape[0], -1, -1)  # (N, T, 17, 2)
         dst = templates[None, ..., :2].expand(keypoints.shape[0], -1, -1, -1)
         count = num_shared.clamp(min=1)[..., None, None]
@@ -170,7 +179,8 @@ class PoseTemplates:
         denom = (p * p).sum((-2, -1))
         a = (p * q).sum((-2, -1))
         b = (p[..., 0] * q[..., 1] - p[..., 1] * q[..., 0]).sum(-1)
-        degenerate = ~(denom > 0) | ~torch.isfinite(denom)
+        # identical (or all but identical) shared person points fix no rotation or scale
+        degenerate = ~(denom > num_shared * MIN_SPREAD**2) | ~torch.isfinite(denom)
         safe = torch.where(degenerate, torch.ones_like(denom), denom)
         a, b = a / safe, b / safe
         sm, dm = src_mean[..., 0, :], dst_mean[..., 0, :]
@@ -207,8 +217,18 @@ class PoseTemplates:
         Persons no template is accepted for get the fallback, score 0 and index -1:
         ``"release"`` squeezes the whole source into the window (aspect kept, centered);
         ``"keypoint_box"`` fits the labeled keypoints' box, enlarged (see
-        :func:`keypoint_box_matrices`). Persons with no labeled keypoint, or only NaN or
-        infinite ones, always land here.
+        :func:`keypoint_box_matrices`). This never fails on messy keypoints; they land in
+        the fallback:
+
+        - keypoints that are NaN, infinite or beyond :data:`MAX_COORDINATE` count as
+          unlabeled (:func:`labeled_mask`);
+        - fewer than 3 labeled keypoints shared with a template, or shared keypoints all at
+          one point (within :data:`MIN_SPREAD`): that template does not fit;
+        - no labeled keypoint at all: the release matrix, whichever ``fallback``;
+        - collinear keypoints are fitted like any others (two distinct points define a
+          similarity); a tiny person is accepted only while its scale exceeds the release's.
+
+        Every returned matrix is finite and invertible (for sources of at least one pixel).
 
         Args:
             keypoints (Tensor or ndarray): (N, 17, 3) in source pixel coordinates.

@@ -10,6 +10,7 @@ import math
 import torch
 
 __all__ = [
+    "MAX_COORDINATE",
     "labeled_mask",
     "labeled_keypoint_box",
     "resize_padding_matrix",
@@ -22,17 +23,30 @@ __all__ = [
 ]
 
 
+# Keypoints further than this from the origin (in pixels of any of the image, feature-map or
+# window spaces) are treated as unlabeled: no image is that large, and bounding the coordinates
+# keeps every matrix and mapped keypoint derived from them finite in float32.
+MAX_COORDINATE = 1e7
+
+
 def labeled_mask(keypoints):
     """
+    Which keypoints are labeled. This is the single place that decides it, so messy keypoints
+    (a pose estimator's NaN, infinite or absurd coordinates) are *treated as unlabeled*
+    everywhere: by the template fit, the fallbacks, :func:`transform_keypoints` and the
+    skeleton features.
+
     Args:
         keypoints (Tensor): (..., K, 3) of (x, y, v).
 
     Returns:
-        BoolTensor (..., K): v > 0 with finite x, y and v. Keypoints with a NaN or infinite
-        value are treated as unlabeled.
+        BoolTensor (..., K): v > 0 with x, y and v finite and ``|x|, |y| <=``
+        :data:`MAX_COORDINATE`. Keypoints with a NaN or infinite value, or a coordinate beyond
+        that bound, are unlabeled.
     """
     finite = torch.isfinite(keypoints).all(dim=-1)
-    return finite & (torch.nan_to_num(keypoints[..., 2], nan=0.0) > 0)
+    inside = (keypoints[..., :2].abs() <= MAX_COORDINATE).all(dim=-1)
+    return finite & inside & (torch.nan_to_num(keypoints[..., 2], nan=0.0) > 0)
 
 
 def labeled_keypoint_box(keypoints):
@@ -118,8 +132,11 @@ def keypoint_box_matrices(keypoints, src_size, dst_size, enlarge=1.25, min_side_
         dst_size (tuple[int, int]): (height, width).
 
     Returns:
-        Tensor (N, 3, 3) float64. A person with no labeled keypoint gets
-        :func:`resize_padding_matrix`.
+        Tensor (N, 3, 3) float64. A person with no labeled keypoint (NaN, infinite and
+        out-of-bound keypoints are unlabeled, see :func:`labeled_mask`) gets
+        :func:`resize_padding_matrix`. One labeled keypoint, or several at one point, give the
+        smallest box (``min_side_fraction``) around it. The matrices are finite and invertible
+        in float32 too, for sources of at least one pixel.
     """
     src_sizes = per_person_sizes(src_size, keypoints.shape[0], keypoints.device)
     low, high, any_labeled = labeled_keypoint_box(keypoints)
