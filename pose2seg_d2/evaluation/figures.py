@@ -59,10 +59,12 @@ def plot_ap_by_max_iou(rows, path, title="Mask AP by occlusion"):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    buckets = list(rows[0]["AP_by_max_iou"]) if rows else []
     for row in rows:
-        buckets = list(row["AP_by_max_iou"])
-        values = [np.nan if v is None else v for v in row["AP_by_max_iou"].values()]
-        ax.plot(buckets, values, marker="o", label=row["label"])
+        values = [np.nan if row["AP_by_max_iou"][b] is None else row["AP_by_max_iou"][b] for b in buckets]
+        ax.plot(range(len(buckets)), values, marker="o", label=row["label"])
+    ax.set_xticks(range(len(buckets)))
+    ax.set_xticklabels(buckets)  # every bucket, also those without persons (no point)
     ax.set_xlabel("MaxIoU of the person (occlusion)")
     ax.set_ylabel("mask AP (%)")
     ax.set_ylim(0, 100)
