@@ -59,8 +59,8 @@ def bilinear_taps(source, height, width):
     Returns:
         tuple: ``index`` (..., 4) long, flat pixel index ``y * width + x`` of the neighbors
         (clamped into the map), and ``weight`` (..., 4) float64, 0 for neighbors outside the map.
-        A point that is NaN or infinite, or that lies anywhere outside the map, gets four zero
-        weights.
+        A point that is NaN or infinite, or that lies a pixel or more outside the map, gets four
+        zero weights.
     """
     # Points further out than one pixel beyond the map have only outside neighbors: moving them
     # to two pixels beyond changes no weight and keeps the integer conversion in range.
