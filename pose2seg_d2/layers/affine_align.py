@@ -48,6 +48,10 @@ def window_to_source_coordinates(matrices, output_size):
     return from_x + from_y + a[:, None, None, :, 2]
 
 
+# up to this many channels, a plain gather of the four taps beats embedding_bag
+_SMALL_CHANNELS = 4
+
+
 def bilinear_taps(source, height, width):
     """
     The four bilinear neighbors of each source point and their weights.
@@ -136,9 +140,12 @@ def affine_align(features, matrices, batch_index, output_size):
     index, weight = bilinear_taps(source, height, width)
     index = index + (batch_index * (height * width))[:, None, None, None]
     table = features.permute(0, 2, 3, 1).reshape(-1, channels).contiguous()  # (B*H*W, C)
-    sampled = F.embedding_bag(
-        index.reshape(-1, 4), table, per_sample_weights=weight.reshape(-1, 4).to(features.dtype), mode="sum"
-    )
+    index, weight = index.reshape(-1, 4), weight.reshape(-1, 4).to(features.dtype)
+    if channels <= _SMALL_CHANNELS:
+        # e.g. one-channel masks: embedding_bag's per-bag overhead would dominate
+        sampled = (table[index] * weight[..., None]).sum(dim=1)
+    else:
+        sampled = F.embedding_bag(index, table, per_sample_weights=weight, mode="sum")
     return sampled.view(num, h, w, channels).permute(0, 3, 1, 2)
 
 
