@@ -15,12 +15,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from pose2seg_d2.layers import affine_align, warp_windows_to_image  # noqa: E402
-
-
-def whole_image_warp(windows, window_from_image, image_size):
-    image_from_window = torch.linalg.inv(window_from_image.to(torch.float64))
-    return affine_align(windows[:, None], image_from_window, torch.arange(len(windows)), image_size)[:, 0]
+from pose2seg_d2.layers import warp_windows_to_image  # noqa: E402
+from tests.reference import ref_whole_image_warp  # noqa: E402
 
 
 def best_ms(fn, repeats):
@@ -52,7 +48,7 @@ def main():
         m[:, 0, 2] = -scale * (width - 300) * torch.rand(n, generator=generator, dtype=torch.float64)
         m[:, 1, 2] = -scale * (height - 300) * torch.rand(n, generator=generator, dtype=torch.float64)
         fast = best_ms(lambda: warp_windows_to_image(windows, m, (height, width)), args.repeats)
-        slow = best_ms(lambda: whole_image_warp(windows, m, (height, width)), args.repeats)
+        slow = best_ms(lambda: ref_whole_image_warp(windows, m, (height, width)), args.repeats)
         print(f"{n:7d} | {fast:12.1f} | {slow:14.1f} | {slow / fast:7.1f}x")
 
 

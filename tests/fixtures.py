@@ -1,4 +1,5 @@
 """A tiny COCO-format person dataset drawn by the tests, and small configs to train on it."""
+import importlib.util
 import json
 import os
 
@@ -152,3 +153,12 @@ def tiny_pose2seg_cfg(output_dir, train, test, templates_file):
         "SEED", 7,
     ])  # fmt: skip
     return cfg
+
+
+def load_script(name):
+    """Import ``datasets/<name>.py`` (a preparation script, not a package module)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(name, os.path.join(root, "datasets", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

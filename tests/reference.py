@@ -6,7 +6,9 @@ the straightforward path.
 import math
 
 import numpy as np
+import torch
 
+from pose2seg_d2.layers import affine_align
 from pose2seg_d2.pose.keypoints import COCO_PERSON_LIMBS
 
 CUTOFF = 4.6025
@@ -131,3 +133,9 @@ def _limb_geometry(a, b, xs, ys):
     ux, uy = (xb - xa) / length, (yb - ya) / length
     dist = np.abs((xs - xa) * uy - (ys - ya) * ux)
     return (ux, uy), dist, (min(xa, xb), max(xa, xb), min(ya, yb), max(ya, yb))
+
+
+def ref_whole_image_warp(windows, window_from_image, image_size):
+    """Warping back the straightforward way: every (N, h, w) window sampled over the whole image."""
+    image_from_window = torch.linalg.inv(window_from_image.to(torch.float64))
+    return affine_align(windows[:, None], image_from_window, torch.arange(len(windows)), image_size)[:, 0]

@@ -1,14 +1,13 @@
 """COCOPersons: the COCO persons with keypoints and a mask, not crowd (SPEC §3)."""
-import importlib.util
 import json
-import os
 
 import pytest
 
 from pose2seg_d2.data.coco_persons import coco_persons_filename, filter_coco_persons, prepare_coco_persons
 from pose2seg_d2.pose.templates import PoseTemplates
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .fixtures import load_script
+
 POLY = [[10.0, 10.0, 40.0, 10.0, 40.0, 60.0, 10.0, 60.0]]
 
 
@@ -95,13 +94,6 @@ def test_bad_input_names_file_and_record():
     coco["categories"] = [{"id": 2, "name": "bicycle"}]
     with pytest.raises(ValueError, match="x.json.*no category named 'person'"):
         filter_coco_persons(coco, source="x.json")
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "datasets", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_prepare_and_cli_with_templates(tmp_path):

@@ -1,6 +1,5 @@
 """OCHuman native -> COCO-style conversion (SPEC §3), on a fixture in the native format."""
 import copy
-import importlib.util
 import json
 import os
 
@@ -11,7 +10,8 @@ import pytest
 from pose2seg_d2.data.ochuman import convert_ochuman, ochuman_coco_filename, prepare_ochuman
 from pose2seg_d2.pose.keypoints import COCO_PERSON_KEYPOINT_NAMES
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .fixtures import load_script
+
 
 # OCHuman's own order, with two keypoints COCO does not have
 NATIVE_NAMES = [
@@ -164,13 +164,6 @@ def test_input_is_not_modified():
     before = copy.deepcopy(native)
     convert_ochuman(native, "all")
     assert native == before
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "datasets", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_prepare_writes_release_file_names(tmp_path):
