@@ -13,8 +13,33 @@ def add_pose2seg_config(cfg):
     _C.MODEL.POSE2SEG.IN_FEATURE = "p2"
     # Aligned window (height, width) on the feature map.
     _C.MODEL.POSE2SEG.WINDOW_SIZE = (64, 64)
-    # Where persons' keypoints come from: "gt" = instances.gt_keypoints of the inputs.
+    # Where persons' keypoints come from at inference (KEYPOINT_SOURCE_REGISTRY):
+    # "gt" = instances.gt_keypoints of the inputs (every person scores 1);
+    # "json" = a COCO keypoint results file, KEYPOINTS_FILE (image_id, category_id, keypoints as
+    #   51 numbers, score), matched to inputs by image_id, then by file stem ("000123.jpg" is
+    #   image_id 123 or "000123");
+    # "model" = a Detectron2 keypoint model (e.g. Keypoint R-CNN), KEYPOINT_MODEL, run on each
+    #   image inside the forward pass (its box score is the person score).
     _C.MODEL.POSE2SEG.KEYPOINT_SOURCE = "gt"
+    # KEYPOINT_SOURCE "json": the results file.
+    _C.MODEL.POSE2SEG.KEYPOINTS_FILE = ""
+    # KEYPOINT_SOURCE "model": the keypoint model's config file and weights ("" = its config's
+    # MODEL.WEIGHTS). It runs on MODEL.DEVICE at its own INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST.
+    _C.MODEL.POSE2SEG.KEYPOINT_MODEL = CN()
+    _C.MODEL.POSE2SEG.KEYPOINT_MODEL.CONFIG_FILE = ""
+    _C.MODEL.POSE2SEG.KEYPOINT_MODEL.WEIGHTS = ""
+    # "json" and "model": a predicted keypoint is labeled (v = 2) when its confidence (the third
+    # value) is >= this, else unlabeled (Detectron2's keypoint scores: its visualizer uses 0.05).
+    _C.MODEL.POSE2SEG.KEYPOINT_CONFIDENCE_THRESHOLD = 0.05
+    # "json" and "model": persons scoring below this, or with fewer labeled keypoints than
+    # MIN_CONFIDENT_KEYPOINTS (a template fit needs 3), are not segmented.
+    _C.MODEL.POSE2SEG.MIN_PERSON_SCORE = 0.0
+    _C.MODEL.POSE2SEG.MIN_CONFIDENT_KEYPOINTS = 3
+    # Score of each predicted mask: "person_x_mask" = the person's keypoint score (1 for "gt")
+    # times the mask's own confidence, the mean probability over the window pixels at or above
+    # MASK_THRESHOLD (0 when there are none); "person" = the person's keypoint score alone.
+    # Instances are returned sorted by this score, highest first.
+    _C.MODEL.POSE2SEG.SCORE = "person_x_mask"
 
     # How each person's window is chosen (POSE2SEG_ALIGNER_REGISTRY):
     # "PoseAffineAligner" = Affine-Align by pose templates (the paper);
@@ -69,6 +94,18 @@ def add_pose2seg_config(cfg):
     # Optimizer used by train_net.py for any model: "SGD" (Detectron2's default) or "ADAM"
     # (the release: Adam with SOLVER.BASE_LR; SOLVER.MOMENTUM is ignored).
     _C.SOLVER.OPTIMIZER = "SGD"
+
+
+def load_config(config_file, opts=()):
+    """Detectron2's default config with the Pose2Seg options, ``config_file`` and ``opts`` merged,
+    on the CPU when it asks for CUDA that is not there (:func:`fall_back_to_cpu`)."""
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    add_pose2seg_config(cfg)
+    cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    return fall_back_to_cpu(cfg)
 
 
 def fall_back_to_cpu(cfg):

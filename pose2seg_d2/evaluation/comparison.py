@@ -13,12 +13,11 @@ import cv2
 import numpy as np
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog
 from detectron2.evaluation import inference_on_dataset
 from detectron2.utils.events import EventStorage
 
-from ..config import add_pose2seg_config, fall_back_to_cpu
+from ..config import load_config
 from ..data.dataset_mapper import Pose2SegDatasetMapper
 from ..engine import Pose2SegTrainer, uses_pose2seg
 from .figures import masks_panel, plot_ap_by_max_iou, titled_grid
@@ -66,14 +65,6 @@ class ModelRun:
 
 def _finite_or_none(value):
     return None if value is None or not math.isfinite(float(value)) else float(value)
-
-
-def load_config(config_file, opts=()):
-    cfg = get_cfg()
-    add_pose2seg_config(cfg)
-    cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
-    return fall_back_to_cpu(cfg)
 
 
 def describe_config(cfg):

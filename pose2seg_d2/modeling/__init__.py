@@ -5,7 +5,16 @@ from .aligners import (
     build_aligner,
     keypoint_box_roi_matrices,
 )
-from .keypoint_sources import KEYPOINT_SOURCE_REGISTRY, GTKeypointSource, build_keypoint_source
+from .keypoint_sources import (
+    KEYPOINT_SOURCE_REGISTRY,
+    GTKeypointSource,
+    JSONKeypointSource,
+    KeypointsFileError,
+    ModelKeypointSource,
+    build_keypoint_source,
+    confident_persons,
+    load_keypoint_results,
+)
 from .meta_arch import Pose2Seg
 from .seg_module import POSE2SEG_HEAD_REGISTRY, Bottleneck, SegModule, build_pose2seg_head
 from .skeleton_features import (

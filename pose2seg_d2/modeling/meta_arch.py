@@ -15,7 +15,7 @@ from .keypoint_sources import build_keypoint_source
 from .seg_module import build_pose2seg_head
 from .skeleton_features import build_skeleton_features
 
-__all__ = ["Pose2Seg", "feature_from_input_matrix", "continuous_from_pixel_matrix"]
+__all__ = ["Pose2Seg", "feature_from_input_matrix", "continuous_from_pixel_matrix", "mask_confidence"]
 
 
 def feature_from_input_matrix(stride, dtype=torch.float64, device=None):
@@ -65,6 +65,7 @@ class Pose2Seg(nn.Module):
         max_instances_per_batch=8,
         augmentation=None,
         mask_threshold=0.5,
+        score="person_x_mask",
     ):
         """
         Args:
@@ -80,6 +81,8 @@ class Pose2Seg(nn.Module):
             augmentation (dict or None): ``angle``, ``scale``, ``translate`` ranges of the
                 training window augmentation; None disables it.
             mask_threshold (float): probability threshold of the pasted masks.
+            score (str): "person_x_mask" (the person score times the mask's confidence, see
+                :func:`mask_confidence`) or "person" (the person score alone).
         """
         super().__init__()
         self.backbone = backbone
@@ -93,6 +96,9 @@ class Pose2Seg(nn.Module):
         self.max_instances_per_batch = max_instances_per_batch
         self.augmentation = augmentation
         self.mask_threshold = mask_threshold
+        if score not in ("person_x_mask", "person"):
+            raise ValueError(f"MODEL.POSE2SEG.SCORE must be 'person_x_mask' or 'person', got {score!r}")
+        self.score = score
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
 
@@ -123,6 +129,7 @@ class Pose2Seg(nn.Module):
             "max_instances_per_batch": p.MAX_INSTANCES_PER_BATCH,
             "augmentation": augmentation,
             "mask_threshold": p.MASK_THRESHOLD,
+            "score": p.SCORE,
         }
 
     @property
@@ -244,7 +251,8 @@ class Pose2Seg(nn.Module):
             the input dict (or the input image size without ``do_postprocess``), with
             ``pred_masks`` (N, H, W) bool, ``pred_boxes`` (the masks' boxes), ``scores``,
             ``pred_classes`` (all 0, person) and ``pred_keypoints`` (N, 17, 3) in that image's
-            continuous coordinates, (0, 0, 0) for keypoints treated as unlabeled. Every given
+            continuous coordinates, (0, 0, 0) for keypoints treated as unlabeled; sorted by
+            score, highest first (the score rule is MODEL.POSE2SEG.SCORE). Every given
             person gets a mask; one without usable keypoints (NaN, infinite, far out of the
             image, fewer than 3) gets the aligner's fallback window (see
             :meth:`PoseTemplates.fit`), so the outputs are finite for any keypoints.
@@ -258,10 +266,13 @@ class Pose2Seg(nn.Module):
         if len(keypoints):
             logits, window_from_input = self._window_logits(features, keypoints, batch_index, feature_sizes)
             probabilities = self._probabilities(logits)
+            if self.score == "person_x_mask":
+                scores = scores * mask_confidence(probabilities, self.mask_threshold)
         results = []
         for i, (x, (h, w)) in enumerate(zip(batched_inputs, images.image_sizes)):
             out_h, out_w = (x.get("height", h), x.get("width", w)) if do_postprocess else (h, w)
             members = (batch_index == i).nonzero()[:, 0]
+            members = members[scores[members].argsort(descending=True, stable=True)]
             result = Instances((out_h, out_w))
             input_from_output = continuous_from_pixel_matrix(w / out_w, h / out_h, device=self.device)
             if len(members):
@@ -280,6 +291,21 @@ class Pose2Seg(nn.Module):
             result.pred_keypoints = person_keypoints
             results.append({"instances": result})
         return results
+
+
+def mask_confidence(probabilities, threshold):
+    """
+    Args:
+        probabilities (Tensor): (N, h, w) person probabilities in the windows.
+        threshold (float): the mask threshold.
+
+    Returns:
+        Tensor (N,): the mean probability over each window's pixels at or above ``threshold``,
+        0 for a window without any.
+    """
+    inside = probabilities >= threshold
+    total = (probabilities * inside).sum(dim=(1, 2))
+    return total / inside.sum(dim=(1, 2)).clamp(min=1)
 
 
 def sample_masks_into_windows(masks, window_from_pixel, window_size):
