@@ -8,6 +8,10 @@ results.md, results.json, a grid PNG per figure image and ap_by_max_iou.png into
         --pose2seg-config configs/synthetic/pose2seg_R_18_FPN_synthetic.yaml \\
         --mask-rcnn-config configs/synthetic/mask_rcnn_R_18_FPN_synthetic.yaml \\
         --dataset synthetic_occluded_test --output-dir output/demo
+
+With --keypoint-config (a Detectron2 keypoint model, trained here unless --keypoint-weights),
+a third row is Pose2Seg from images alone: the same Pose2Seg weights as the ground-truth row,
+with the keypoint model run inside its forward pass (MODEL.POSE2SEG.KEYPOINT_SOURCE "model").
 """
 import argparse
 import logging
@@ -20,11 +24,12 @@ from detectron2.data import DatasetCatalog  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
 
 import pose2seg_d2  # noqa: E402, F401  (registers the model and the datasets)
+from pose2seg_d2.config import load_config  # noqa: E402
 from pose2seg_d2.evaluation.comparison import (  # noqa: E402
     ModelRun,
     describe_config,
-    load_config,
     run_model,
+    train_keypoint_model,
     write_figures,
     write_results,
 )
@@ -38,6 +43,9 @@ def parse_args(argv=None):
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--pose2seg-weights", default="", help="skip training Pose2Seg; load these")
     parser.add_argument("--mask-rcnn-weights", default="", help="skip training Mask R-CNN; load these")
+    parser.add_argument("--keypoint-config", default="", help="a keypoint model: adds the predicted-keypoints row")
+    parser.add_argument("--keypoint-weights", default="", help="skip training the keypoint model; load these")
+    parser.add_argument("--keypoint-max-iter", type=int, default=0, help="override its SOLVER.MAX_ITER (0: keep)")
     parser.add_argument("--max-iter", type=int, default=0, help="override SOLVER.MAX_ITER of both (0: keep)")
     parser.add_argument("--timing-images", type=int, default=50, help="images timed per model")
     parser.add_argument("--num-figures", type=int, default=4, help="test images drawn in grids")
@@ -70,12 +78,56 @@ def main(argv=None):
         run_model(run, cfg, args.dataset, weights or None, args.timing_images, figures)
         runs.append(run)
 
-    table = write_results(args.output_dir, args.dataset, runs)
+    note = ""
+    if args.keypoint_config:
+        opts = list(args.opts) + ["OUTPUT_DIR", os.path.join(args.output_dir, "keypoint_model")]
+        if args.keypoint_max_iter:
+            opts += ["SOLVER.MAX_ITER", args.keypoint_max_iter]
+        keypoint_cfg = load_config(args.keypoint_config, opts)
+        logger.info(f"==> keypoint model: {'loading ' + args.keypoint_weights if args.keypoint_weights else 'training'}")
+        keypoints = train_keypoint_model(keypoint_cfg, args.dataset, args.keypoint_weights or None)
+        # the keypoint model as trained, with --opts applied, for Pose2Seg to rebuild it
+        keypoint_config = os.path.join(keypoint_cfg.OUTPUT_DIR, "config.yaml")
+        with open(keypoint_config, "w") as f:
+            f.write(keypoint_cfg.dump())
+        pose2seg_weights = args.pose2seg_weights or os.path.join(args.output_dir, "pose2seg", "model_final.pth")
+        opts = list(args.opts) + [
+            "OUTPUT_DIR", os.path.join(args.output_dir, "pose2seg_predicted"),
+            "MODEL.POSE2SEG.KEYPOINT_SOURCE", "model",
+            "MODEL.POSE2SEG.KEYPOINT_MODEL.CONFIG_FILE", keypoint_config,
+            "MODEL.POSE2SEG.KEYPOINT_MODEL.WEIGHTS", keypoints["weights"],
+        ]  # fmt: skip
+        if args.max_iter:
+            opts += ["SOLVER.MAX_ITER", args.max_iter]
+        cfg = load_config(args.pose2seg_config, opts)
+        label = "Pose2Seg (predicted keypoints)"
+        run = ModelRun(model="pose2seg", keypoints="predicted", label=label, config=describe_config(cfg))
+        run.config["iterations"] = cfg.SOLVER.MAX_ITER
+        run.train_iters, run.train_seconds = keypoints["iters"], keypoints["seconds"]
+        logger.info(f"==> {label}: {pose2seg_weights} with the keypoint model")
+        run_model(run, cfg, args.dataset, pose2seg_weights, args.timing_images, figures)
+        runs.append(run)
+        ap = keypoints["keypoint_AP"]
+        note = (
+            f"The predicted-keypoints row uses the ground-truth row's Pose2Seg weights ({pose2seg_weights}) "
+            f"with the keypoint model {describe_keypoint_model(keypoint_cfg)} run inside the forward pass "
+            f"(its time per image is included); its train columns are the keypoint model's. The keypoint "
+            f"model's keypoint AP on `{args.dataset}`: {'-' if ap is None else f'{ap:.1f}'} (COCO OKS)."
+        )
+
+    table = write_results(args.output_dir, args.dataset, runs, settings_note=note)
     grids, plot = write_figures(args.output_dir, args.dataset, runs, figures)
     print(table)
     print(f"Results: {os.path.join(args.output_dir, 'results.md')} and results.json")
     print(f"Figures: {plot} and {len(grids)} grids ({', '.join(os.path.basename(g) for g in grids)})")
     return runs
+
+
+def describe_keypoint_model(cfg):
+    return (
+        f"{cfg.MODEL.META_ARCHITECTURE} R-{cfg.MODEL.RESNETS.DEPTH}-FPN, short side {cfg.INPUT.MIN_SIZE_TEST}, "
+        f"{cfg.SOLVER.MAX_ITER} iterations at batch {cfg.SOLVER.IMS_PER_BATCH} on {', '.join(cfg.DATASETS.TRAIN)}"
+    )
 
 
 if __name__ == "__main__":

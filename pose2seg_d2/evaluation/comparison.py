@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog
+from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog, build_detection_test_loader
 from detectron2.evaluation import inference_on_dataset
 from detectron2.utils.events import EventStorage
 
@@ -23,7 +23,15 @@ from ..engine import Pose2SegTrainer, uses_pose2seg
 from .figures import masks_panel, plot_ap_by_max_iou, titled_grid
 from .occlusion import MAX_IOU_BUCKETS, OcclusionBucketEvaluator
 
-__all__ = ["ModelRun", "load_config", "run_model", "write_results", "write_figures", "describe_config"]
+__all__ = [
+    "ModelRun",
+    "load_config",
+    "run_model",
+    "train_keypoint_model",
+    "write_results",
+    "write_figures",
+    "describe_config",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +130,44 @@ def run_model(run, cfg, dataset, weights=None, timing_images=50, figure_images=(
     return model
 
 
+def train_keypoint_model(cfg, dataset, weights=None):
+    """
+    Train a Detectron2 keypoint model (unless ``weights``) and measure its keypoint AP on
+    ``dataset``.
+
+    Returns:
+        dict: ``weights`` (the file to load it from), ``iters`` and ``seconds`` of training (0
+        when loaded), ``keypoint_AP`` (COCO OKS AP in %, None if it cannot be computed).
+    """
+    from detectron2.evaluation import COCOEvaluator
+
+    from ..data.dataset_mapper import ValidatingDatasetMapper
+
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.DATASETS.TEST = ()
+    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    out = {"weights": weights, "iters": 0, "seconds": 0.0, "keypoint_AP": None}
+    if weights:
+        model = Pose2SegTrainer.build_model(cfg)
+        DetectionCheckpointer(model).load(weights)
+    else:
+        trainer = Pose2SegTrainer(cfg)
+        trainer.resume_or_load(resume=False)
+        start = time.perf_counter()
+        trainer.train()
+        out["seconds"] = time.perf_counter() - start
+        out["iters"] = trainer.iter - trainer.start_iter
+        out["weights"] = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
+        model = trainer.model
+    model.eval()
+    loader = build_detection_test_loader(cfg, dataset, mapper=ValidatingDatasetMapper(cfg, False))
+    evaluator = COCOEvaluator(dataset, tasks=("keypoints",), distributed=False, output_dir=os.path.join(cfg.OUTPUT_DIR, "eval"))
+    metrics = inference_on_dataset(model, loader, evaluator)
+    out["keypoint_AP"] = _finite_or_none(metrics.get("keypoints", {}).get("AP"))
+    return out
+
+
 def _mapped_inputs(cfg, dataset, indices):
     """The model inputs of some images, mapped as the test loader maps them."""
     mapper = Pose2SegDatasetMapper(cfg, False) if uses_pose2seg(cfg) else DatasetMapper(cfg, False)
@@ -162,7 +208,8 @@ def write_results(output_dir, dataset, runs, settings_note=""):
         f"# Pose2Seg vs Mask R-CNN on `{dataset}`",
         "",
         "Mask AP (COCO protocol, %); AP by MaxIoU bucket counts only the persons of the bucket "
-        "(others ignored); time per image measured in the same run on the same images.",
+        "(others ignored); time per image measured in the same run on the same images; \"-\" "
+        "train columns: weights loaded, not trained in this run.",
         "",
         "| model | keypoints | AP | AP50 | AP75 | " + " | ".join(f"AP MaxIoU {b}" for b in buckets)
         + " | ms / image | train iters | train s |",
@@ -172,7 +219,8 @@ def write_results(output_dir, dataset, runs, settings_note=""):
         lines.append(
             f"| {row['model']} | {row['keypoints'] or '-'} | {fmt(row['AP'])} | {fmt(row['AP50'])} | "
             f"{fmt(row['AP75'])} | " + " | ".join(fmt(row["AP_by_max_iou"][b]) for b in buckets)
-            + f" | {fmt(row['ms_per_image'], 0)} | {row['train_iters']} | {fmt(row['train_seconds'], 0)} |"
+            + f" | {fmt(row['ms_per_image'], 0)} | {row['train_iters'] or '-'} | "
+            + f"{fmt(row['train_seconds'] or None, 0)} |"
         )
     lines += ["", "Settings (the same backbone, input size, iterations and training data for every row):", ""]
     lines += ["| model | " + " | ".join(rows[0]["config"]) + " |", "|---" * (1 + len(rows[0]["config"])) + "|"]
