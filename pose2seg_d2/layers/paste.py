@@ -2,7 +2,7 @@
 import torch
 import torch.nn.functional as F
 
-from .affine_align import safe_inverse, window_to_source_coordinates
+from .affine_align import safe_inverse
 
 __all__ = ["warp_windows_to_image", "window_footprints"]
 
@@ -50,31 +50,40 @@ def warp_windows_to_image(windows, window_from_image, image_size):
 
     Only each window's footprint in the image (:func:`window_footprints`) is sampled, in crops of
     the largest footprint's size, and pasted into the zeroed output: the cost grows with the
-    persons' size, not with N times the image.
+    persons' size, not with N times the image. The sampling grid is built in the windows' dtype
+    from float64 matrices (for float32 windows, coordinates are off by well under 1e-3 window
+    pixels) with one full-size operation, and each crop is pasted as one slice.
     """
     num, h, w = windows.shape
     height, width = int(image_size[0]), int(image_size[1])
     out = windows.new_zeros((num, height, width))
     if num == 0:
         return out
-    image_from_window, _ = safe_inverse(window_from_image)
+    image_from_window, usable = safe_inverse(window_from_image)
     low, high = window_footprints(image_from_window, (h, w), (height, width))
     crop_w, crop_h = (high - low).amax(dim=0).clamp(min=1).tolist()
-    crop_from_window = image_from_window.clone()
-    crop_from_window[:, :2, 2] -= low.to(torch.float64)
-    # One channel per window: grid_sample is the cheap sampler here (affine_align's gather pays
-    # for 256-channel features). align_corners=False maps pixel center i to (2i + 1) / size - 1.
-    source = window_to_source_coordinates(crop_from_window, (crop_h, crop_w))  # window pixels
-    scale = source.new_tensor([2.0 / w, 2.0 / h])
-    grid = torch.nan_to_num(source * scale + (scale / 2 - 1), nan=-2.0, posinf=-2.0, neginf=-2.0)
-    crops = F.grid_sample(
-        windows[:, None], grid.to(windows.dtype), mode="bilinear", padding_mode="zeros", align_corners=False
-    )[:, 0]
-    batch_index = torch.arange(num, device=windows.device)
 
-    ys = low[:, 1, None] + torch.arange(crop_h, device=windows.device)  # (N, crop_h)
-    xs = low[:, 0, None] + torch.arange(crop_w, device=windows.device)  # (N, crop_w)
-    inside = (ys < high[:, 1, None])[:, :, None] & (xs < high[:, 0, None])[:, None, :]
-    n = batch_index[:, None, None].expand_as(inside)
-    out[n[inside], ys[:, :, None].expand_as(inside)[inside], xs[:, None, :].expand_as(inside)[inside]] = crops[inside]
+    # window_from_crop: crop pixel (x, y) is image pixel (x + low_x, y + low_y). grid_sample's
+    # normalized coordinates (align_corners=False) of window pixel u are (2u + 1) / size - 1.
+    window_from_crop = window_from_image.to(torch.float64)[:, :2, :].clone()
+    window_from_crop[:, :, 2] += (window_from_crop[:, :, :2] @ low.to(torch.float64)[:, :, None])[:, :, 0]
+    scale = window_from_crop.new_tensor([2.0 / w, 2.0 / h])[:, None]
+    grid_from_crop = window_from_crop * scale
+    grid_from_crop[:, :, 2] += scale[:, 0] / 2 - 1
+    # Unusable windows sample nothing (their footprint is empty too), nor do windows whose grid
+    # could overflow the windows' dtype (absurd matrices: 1e30 window sizes per image pixel).
+    bound = (grid_from_crop.abs() * grid_from_crop.new_tensor([crop_w, crop_h, 1.0])).sum(dim=2)  # (N, 2)
+    usable = usable & (bound < 1e30).all(dim=1)
+    grid_from_crop = torch.where(usable[:, None, None], grid_from_crop, grid_from_crop.new_tensor([0.0, 0.0, -2.0]))
+    xs = torch.arange(crop_w, dtype=torch.float64, device=windows.device)
+    ys = torch.arange(crop_h, dtype=torch.float64, device=windows.device)
+    from_x = grid_from_crop[:, None, None, :, 0] * xs[None, None, :, None] + grid_from_crop[:, None, None, :, 2]
+    from_y = grid_from_crop[:, None, None, :, 1] * ys[None, :, None, None]
+    grid = from_x.to(windows.dtype) + from_y.to(windows.dtype)  # (N, crop_h, crop_w, 2)
+    # One channel per window: grid_sample is the cheap sampler here (affine_align's gather pays
+    # for 256-channel features).
+    crops = F.grid_sample(windows[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
+    for n, (x0, y0, x1, y1) in enumerate(torch.cat([low, high], dim=1).tolist()):
+        if x1 > x0 and y1 > y0:
+            out[n, y0:y1, x0:x1] = crops[n, : y1 - y0, : x1 - x0]
     return out
