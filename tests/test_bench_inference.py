@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 COLUMNS = [
     "size", "persons", "model", "ms/img", "vs Mask R-CNN", "GFLOPs", "peak MB", "dets",
@@ -49,17 +51,13 @@ def test_tiny_run_prints_the_tables_and_writes_json(tmp_path):
         assert cell["size"] == "64x85" and cell["persons"] == "2" and cell["dets"] == "2"
         total, parts = float(cell["ms/img"]), [float(cell[c]) for c in ("backbone ms", "head ms", "else ms")]
         assert total > 0 and parts[0] > 0 and parts[1] > 0 and parts[2] >= 0
-        assert abs(sum(parts) - total) <= 0.15, row  # the split adds up (cells rounded to 0.1)
-        assert abs(float(cell["else %"]) - 100 * parts[2] / total) <= 0.1
+        assert abs(sum(parts) - total) <= 0.2 + 1e-9, row  # the split adds up (four cells rounded to 0.1)
         assert float(cell["GFLOPs"]) > 0
         if os.path.exists("/proc/self/clear_refs"):  # Linux: the resident-set probe works
             assert float(cell["peak MB"]) > 0
         else:
             assert cell["peak MB"] == "-"
-    pose2seg, mask_rcnn = (dict(zip(header, r)) for r in rows)
-    assert mask_rcnn["vs Mask R-CNN"] == "-"
-    ratio = float(pose2seg["ms/img"]) / float(mask_rcnn["ms/img"])
-    assert abs(float(pose2seg["vs Mask R-CNN"].rstrip("x")) - ratio) <= 0.01 + 0.01 * ratio
+    assert dict(zip(header, rows[1]))["vs Mask R-CNN"] == "-"
 
     head_header, head_rows = table_rows(done.stdout, "head")
     assert head_header[:3] == ["head", "window", "in channels"] and len(head_rows) == 1
@@ -71,7 +69,12 @@ def test_tiny_run_prints_the_tables_and_writes_json(tmp_path):
         ("pose2seg_light", 2, 2),
         ("mask_rcnn", 2, 2),
     ]
-    for r in results["inference"]:
+    pose2seg, mask_rcnn = results["inference"]
+    assert pose2seg["ratio"] == pytest.approx(pose2seg["ms"] / mask_rcnn["ms"])
+    assert dict(zip(header, rows[0]))["vs Mask R-CNN"] == f"{pose2seg['ratio']:.2f}x"
+    for r, row in zip(results["inference"], rows):
+        cell = dict(zip(header, row))
+        assert cell["ms/img"] == f"{r['ms']:.1f}" and cell["else %"] == f"{100 * r['else_ms'] / r['ms']:.1f}"
         assert abs(r["backbone_ms"] + r["head_ms"] + r["else_ms"] - r["ms"]) < 1e-6
         assert r["head_gflops"] > 0 and r["backbone_gflops"] > 0
         assert r["gflops"] >= r["backbone_gflops"] + r["head_gflops"] - 1e-9
