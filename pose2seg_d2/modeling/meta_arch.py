@@ -138,9 +138,14 @@ class Pose2Seg(nn.Module):
 
     def preprocess_image(self, batched_inputs):
         images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
-        return ImageList.from_tensors(
+        images = ImageList.from_tensors(
             images, self.backbone.size_divisibility, padding_constraints=self.backbone.padding_constraints
         )
+        if images.tensor.device.type == "cpu":
+            # Channels-last on the CPU: the ResNet-FPN runs about 10% faster, and its feature maps
+            # come out in the layout affine_align gathers from, without a copy.
+            images = ImageList(images.tensor.contiguous(memory_format=torch.channels_last), images.image_sizes)
+        return images
 
     # ------------------------------------------------------------------ shared
     def _persons(self, keypoints_per_image, image_sizes):
@@ -166,7 +171,10 @@ class Pose2Seg(nn.Module):
         window_keypoints = transform_keypoints(keypoints, window_from_input)
         skeleton = self.skeleton(window_keypoints, self.window_size)
         aligned = affine_align(features, window_from_feature, batch_index, self.window_size)
-        inputs = torch.cat([aligned, skeleton.to(aligned.dtype)], dim=1)
+        # aligned has channels-last strides; on the CPU, where the head runs channels-last, give
+        # the skeleton channels the same layout so that the concatenation needs no conversion
+        layout = torch.channels_last if aligned.device.type == "cpu" else torch.contiguous_format
+        inputs = torch.cat([aligned, skeleton.to(aligned.dtype).contiguous(memory_format=layout)], dim=1)
         return self.head(inputs), window_from_input
 
     def _align(self, keypoints, feature_sizes):
