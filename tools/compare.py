@@ -68,22 +68,13 @@ def main(argv=None):
     ]
     runs = []
     for model, keypoints, label, config_file, weights in plans:
-        opts = list(args.opts) + ["OUTPUT_DIR", os.path.join(args.output_dir, model)]
-        if args.max_iter:
-            opts += ["SOLVER.MAX_ITER", args.max_iter]
-        cfg = load_config(config_file, opts)
-        run = ModelRun(model=model, keypoints=keypoints, label=label, config=describe_config(cfg))
-        run.config["iterations"] = cfg.SOLVER.MAX_ITER
+        cfg = _config(args, config_file, model, args.max_iter)
         logger.info(f"==> {label}: {'loading ' + weights if weights else 'training'} ({config_file})")
-        run_model(run, cfg, args.dataset, weights or None, args.timing_images, figures)
-        runs.append(run)
+        runs.append(_evaluate(args, cfg, model, keypoints, label, weights, figures))
 
     note = ""
     if args.keypoint_config:
-        opts = list(args.opts) + ["OUTPUT_DIR", os.path.join(args.output_dir, "keypoint_model")]
-        if args.keypoint_max_iter:
-            opts += ["SOLVER.MAX_ITER", args.keypoint_max_iter]
-        keypoint_cfg = load_config(args.keypoint_config, opts)
+        keypoint_cfg = _config(args, args.keypoint_config, "keypoint_model", args.keypoint_max_iter)
         logger.info(f"==> keypoint model: {'loading ' + args.keypoint_weights if args.keypoint_weights else 'training'}")
         keypoints = train_keypoint_model(keypoint_cfg, args.dataset, args.keypoint_weights or None)
         # the keypoint model as trained, with --opts applied, for Pose2Seg to rebuild it
@@ -91,21 +82,16 @@ def main(argv=None):
         with open(keypoint_config, "w") as f:
             f.write(keypoint_cfg.dump())
         pose2seg_weights = args.pose2seg_weights or os.path.join(args.output_dir, "pose2seg", "model_final.pth")
-        opts = list(args.opts) + [
-            "OUTPUT_DIR", os.path.join(args.output_dir, "pose2seg_predicted"),
+        source = [
             "MODEL.POSE2SEG.KEYPOINT_SOURCE", "model",
             "MODEL.POSE2SEG.KEYPOINT_MODEL.CONFIG_FILE", keypoint_config,
             "MODEL.POSE2SEG.KEYPOINT_MODEL.WEIGHTS", keypoints["weights"],
         ]  # fmt: skip
-        if args.max_iter:
-            opts += ["SOLVER.MAX_ITER", args.max_iter]
-        cfg = load_config(args.pose2seg_config, opts)
+        cfg = _config(args, args.pose2seg_config, "pose2seg_predicted", args.max_iter, source)
         label = "Pose2Seg (predicted keypoints)"
-        run = ModelRun(model="pose2seg", keypoints="predicted", label=label, config=describe_config(cfg))
-        run.config["iterations"] = cfg.SOLVER.MAX_ITER
-        run.train_iters, run.train_seconds = keypoints["iters"], keypoints["seconds"]
         logger.info(f"==> {label}: {pose2seg_weights} with the keypoint model")
-        run_model(run, cfg, args.dataset, pose2seg_weights, args.timing_images, figures)
+        run = _evaluate(args, cfg, "pose2seg", "predicted", label, pose2seg_weights, figures)
+        run.train_iters, run.train_seconds = keypoints["iters"], keypoints["seconds"]
         runs.append(run)
         ap = keypoints["keypoint_AP"]
         note = (
@@ -121,6 +107,22 @@ def main(argv=None):
     print(f"Results: {os.path.join(args.output_dir, 'results.md')} and results.json")
     print(f"Figures: {plot} and {len(grids)} grids ({', '.join(os.path.basename(g) for g in grids)})")
     return runs
+
+
+def _config(args, config_file, output_name, max_iter=0, extra_opts=()):
+    """``config_file`` with --opts, then OUTPUT_DIR under --output-dir, ``extra_opts`` and MAX_ITER (0: keep)."""
+    opts = list(args.opts) + ["OUTPUT_DIR", os.path.join(args.output_dir, output_name), *extra_opts]
+    if max_iter:
+        opts += ["SOLVER.MAX_ITER", max_iter]
+    return load_config(config_file, opts)
+
+
+def _evaluate(args, cfg, model, keypoints, label, weights, figures):
+    """One row: train (unless ``weights``) and evaluate ``cfg`` on --dataset."""
+    run = ModelRun(model=model, keypoints=keypoints, label=label, config=describe_config(cfg))
+    run.config["iterations"] = cfg.SOLVER.MAX_ITER
+    run_model(run, cfg, args.dataset, weights or None, args.timing_images, figures)
+    return run
 
 
 def describe_keypoint_model(cfg):
