@@ -98,6 +98,34 @@ def describe_config(cfg):
     return out
 
 
+def _without_test_sets(cfg):
+    """A mutable copy of ``cfg`` without DATASETS.TEST (the caller evaluates), its OUTPUT_DIR made."""
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.DATASETS.TEST = ()
+    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    return cfg
+
+
+def train_or_load(cfg, weights=None):
+    """
+    Build the model of ``cfg`` and load ``weights``, or, without them, train it with
+    :class:`Pose2SegTrainer`.
+
+    Returns:
+        (model in eval mode, iterations trained, seconds of training); 0 and 0.0 when loaded.
+    """
+    if weights:
+        model = Pose2SegTrainer.build_model(cfg)
+        DetectionCheckpointer(model).load(weights)
+        return model.eval(), 0, 0.0
+    trainer = Pose2SegTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    start = time.perf_counter()
+    trainer.train()
+    return trainer.model.eval(), trainer.iter - trainer.start_iter, time.perf_counter() - start
+
+
 def run_model(run, cfg, dataset, weights=None, timing_images=50, figure_images=()):
     """
     Train (unless ``weights``) and evaluate one model on ``dataset``; fills ``run``.
@@ -105,22 +133,8 @@ def run_model(run, cfg, dataset, weights=None, timing_images=50, figure_images=(
     Returns:
         the model.
     """
-    cfg = cfg.clone()
-    cfg.defrost()
-    cfg.DATASETS.TEST = ()  # evaluated below, once
-    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-    if weights:
-        model = Pose2SegTrainer.build_model(cfg)
-        DetectionCheckpointer(model).load(weights)
-    else:
-        trainer = Pose2SegTrainer(cfg)
-        trainer.resume_or_load(resume=False)
-        start = time.perf_counter()
-        trainer.train()
-        run.train_seconds = time.perf_counter() - start
-        run.train_iters = trainer.iter - trainer.start_iter
-        model = trainer.model
-    model.eval()
+    cfg = _without_test_sets(cfg)  # evaluated below, once
+    model, run.train_iters, run.train_seconds = train_or_load(cfg, weights)
 
     evaluator = OcclusionBucketEvaluator(dataset, distributed=False, output_dir=os.path.join(cfg.OUTPUT_DIR, "eval"))
     loader = Pose2SegTrainer.build_test_loader(cfg, dataset)
@@ -143,24 +157,14 @@ def train_keypoint_model(cfg, dataset, weights=None):
 
     from ..data.dataset_mapper import ValidatingDatasetMapper
 
-    cfg = cfg.clone()
-    cfg.defrost()
-    cfg.DATASETS.TEST = ()
-    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-    out = {"weights": weights, "iters": 0, "seconds": 0.0, "keypoint_AP": None}
-    if weights:
-        model = Pose2SegTrainer.build_model(cfg)
-        DetectionCheckpointer(model).load(weights)
-    else:
-        trainer = Pose2SegTrainer(cfg)
-        trainer.resume_or_load(resume=False)
-        start = time.perf_counter()
-        trainer.train()
-        out["seconds"] = time.perf_counter() - start
-        out["iters"] = trainer.iter - trainer.start_iter
-        out["weights"] = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
-        model = trainer.model
-    model.eval()
+    cfg = _without_test_sets(cfg)
+    model, iters, seconds = train_or_load(cfg, weights)
+    out = {
+        "weights": weights or os.path.join(cfg.OUTPUT_DIR, "model_final.pth"),
+        "iters": iters,
+        "seconds": seconds,
+        "keypoint_AP": None,
+    }
     loader = build_detection_test_loader(cfg, dataset, mapper=ValidatingDatasetMapper(cfg, False))
     evaluator = COCOEvaluator(dataset, tasks=("keypoints",), distributed=False, output_dir=os.path.join(cfg.OUTPUT_DIR, "eval"))
     metrics = inference_on_dataset(model, loader, evaluator)
