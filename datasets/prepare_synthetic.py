@@ -4,7 +4,7 @@ Generate the synthetic occluded-human benchmark (the embedded default dataset), 
 
     python datasets/prepare_synthetic.py --output-dir datasets/synthetic_occluded --seed 0
 
-writes images/{train,val,test}/*.png and annotations/{train,val,test}.json; the same seed and
+writes images/{train,val,test,all_levels}/*.png and annotations/{train,val,test,all_levels}.json; the same seed and
 counts give byte-identical files. The registered synthetic_occluded_* datasets generate the
 default one on first use when it is missing.
 """
@@ -27,10 +27,11 @@ def main(argv=None):
     p.add_argument("--num-train", type=int, default=DEFAULT_COUNTS["train"])
     p.add_argument("--num-val", type=int, default=DEFAULT_COUNTS["val"])
     p.add_argument("--num-test", type=int, default=DEFAULT_COUNTS["test"])
+    p.add_argument("--num-all-levels", type=int, default=DEFAULT_COUNTS["all_levels"])
     p.add_argument("--num-workers", type=int, default=None, help="processes (default: up to 2)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    for name in ("num_train", "num_val", "num_test"):
+    for name in ("num_train", "num_val", "num_test", "num_all_levels"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0")
     start = time.perf_counter()
@@ -40,6 +41,7 @@ def main(argv=None):
         num_train=args.num_train,
         num_val=args.num_val,
         num_test=args.num_test,
+        num_all_levels=args.num_all_levels,
         progress=not args.no_progress,
         num_workers=args.num_workers,
     )

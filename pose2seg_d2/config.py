@@ -91,6 +91,30 @@ def add_pose2seg_config(cfg):
     # Normalization after every conv ("BN", "GN", "SyncBN", "" for none).
     _C.MODEL.POSE2SEG.SEG_MODULE.NORM = "BN"
 
+    # Backbone pretraining without instances (META_ARCHITECTURE "DenseHumanPretraining",
+    # tools/pretrain_backbone.py): person/background and keypoint heatmaps on every level.
+    _C.MODEL.DENSE_PRETRAINING = CN()
+    # The supervised backbone outputs (one shared head; they need equal channels).
+    _C.MODEL.DENSE_PRETRAINING.IN_FEATURES = ["p2", "p3", "p4", "p5", "p6"]
+    # Width of the head's two hidden 3x3 convolutions.
+    _C.MODEL.DENSE_PRETRAINING.HEAD_CHANNELS = 64
+    # Standard deviation of the keypoint Gaussians in input pixels (at least 0.75 feature pixels).
+    _C.MODEL.DENSE_PRETRAINING.KEYPOINT_SIGMA = 6.0
+    # Weight of the heatmap loss against the person/background loss.
+    _C.MODEL.DENSE_PRETRAINING.KEYPOINT_LOSS_WEIGHT = 1.0
+    # Heatmap pixels weigh 1 + this x target (keypoints cover few pixels).
+    _C.MODEL.DENSE_PRETRAINING.KEYPOINT_POSITIVE_WEIGHT = 9.0
+
+    # The keypoints-only reference (META_ARCHITECTURE "KeypointsOnlyMasks"): each person's
+    # skeleton drawn as a filled figure, persons from MODEL.POSE2SEG.KEYPOINT_SOURCE. Widths in
+    # units of the person's torso length (a third of the keypoints' box side without one):
+    # pixels within ARM_WIDTH of an arm segment, LEG_WIDTH of a leg or torso segment, or
+    # HEAD_RADIUS of the face keypoints' mean. tools/compare.py chooses them on a val split.
+    _C.MODEL.KEYPOINTS_ONLY = CN()
+    _C.MODEL.KEYPOINTS_ONLY.ARM_WIDTH = 0.15
+    _C.MODEL.KEYPOINTS_ONLY.LEG_WIDTH = 0.2
+    _C.MODEL.KEYPOINTS_ONLY.HEAD_RADIUS = 0.3
+
     # Optimizer used by train_net.py for any model: "SGD" (Detectron2's default) or "ADAM"
     # (the release: Adam with SOLVER.BASE_LR; SOLVER.MOMENTUM is ignored).
     _C.SOLVER.OPTIMIZER = "SGD"

@@ -9,8 +9,8 @@ for. Layout under the root (see datasets/README.md)::
     ochuman/annotations/ochuman_coco_format_{val,test}_range_0.00_1.00.json
     coco/{train2017,val2017}/*.jpg
     coco/annotations/person_keypoints_{train,val}2017_pose2seg.json
-    synthetic_occluded/images/{train,val,test}/*.png
-    synthetic_occluded/annotations/{train,val,test}.json   (generated on first use)
+    synthetic_occluded/images/{train,val,test,all_levels}/*.png
+    synthetic_occluded/annotations/{train,val,test,all_levels}.json   (generated on first use)
 
 Every dataset dict annotation carries ``max_iou`` (from the file, else computed from the
 boxes of the image's persons, see :func:`add_max_iou`). Masks of the OCHuman and synthetic
@@ -33,6 +33,7 @@ from .coco_format import load_json
 from .coco_persons import COCO_HOW_TO_GET, coco_persons_filename
 from .max_iou import add_max_iou
 from .ochuman import OCHUMAN_HOW_TO_GET, ochuman_coco_filename
+from .synthetic import SPLITS as SYNTHETIC_SPLITS
 from .synthetic import ensure_synthetic_dataset
 from .validation import resolve_on_invalid, validate_person_json
 
@@ -109,7 +110,7 @@ def builtin_datasets(root):
             "how_to_get": f"{COCO_HOW_TO_GET}; then run python datasets/prepare_coco_persons.py --coco-dir {coco}",
         }
     synthetic = os.path.join(root, "synthetic_occluded")
-    for split in ("train", "val", "test"):
+    for split in SYNTHETIC_SPLITS:
         out[f"synthetic_occluded_{split}"] = {
             "json_file": os.path.join(synthetic, "annotations", f"{split}.json"),
             "image_root": os.path.join(synthetic, "images", split),

@@ -14,6 +14,12 @@ drawn as primitives (tapered limbs with round joints, a torso polygon, head, hai
 feet) into a label map of body-part classes (:data:`PART_LABELS`); primitives are sorted far
 to near so self-occlusion looks right. The drawing also puts a 3x3 dot of the figure on the
 pixel of every keypoint, so each keypoint lies on its figure's silhouette.
+
+So that a skeleton does not determine the silhouette, every figure has its own build (torso,
+arm and leg thickness, head size) and an outfit (:data:`OUTFITS`: shirt and trousers, a dress,
+a skirt or a knee-long coat, whose hems follow the legs), a hair style (short, long, or a
+bun), and sometimes a hat, a shoulder bag or a backpack; all of them belong to the person's
+mask.
 """
 import math
 from dataclasses import dataclass, field
@@ -23,14 +29,25 @@ import numpy as np
 
 from ..pose.keypoints import COCO_PERSON_KEYPOINT_NAMES
 
-__all__ = ["POSE_KINDS", "PART_LABELS", "Figure", "sample_figure", "draw_figure"]
+__all__ = ["POSE_KINDS", "PART_LABELS", "NUM_PART_LABELS", "OUTFITS", "Figure", "sample_figure", "draw_figure"]
 
 POSE_KINDS = ("standing", "walking", "arms_raised", "crouching", "bending", "varied")
 POSE_KIND_PROBS = (0.28, 0.24, 0.15, 0.12, 0.11, 0.10)
 
 # body-part classes of the label map (0 is background)
-PART_LABELS = {"skin": 1, "shirt": 2, "pants": 3, "shoes": 4, "hair": 5}
-SKIN, SHIRT, PANTS, SHOES, HAIR = (PART_LABELS[k] for k in ("skin", "shirt", "pants", "shoes", "hair"))
+PART_LABELS = {"skin": 1, "shirt": 2, "pants": 3, "shoes": 4, "hair": 5, "skirt": 6, "coat": 7, "bag": 8, "hat": 9}
+SKIN, SHIRT, PANTS, SHOES, HAIR, SKIRT, COAT, BAG, HAT = (
+    PART_LABELS[k] for k in ("skin", "shirt", "pants", "shoes", "hair", "skirt", "coat", "bag", "hat")
+)
+NUM_PART_LABELS = 1 + len(PART_LABELS)
+
+# outfits and their probabilities: "dress" colors the torso and the skirt alike
+OUTFITS = ("shirt_pants", "dress", "skirt", "coat")
+OUTFIT_PROBS = (0.4, 0.2, 0.2, 0.2)
+HAIR_STYLES = ("short", "long", "bun")
+HAIR_PROBS = (0.5, 0.3, 0.2)
+HAT_PROB = 0.15
+BAG_PROB = 0.3  # of which a third are backpacks
 
 _KP = {name: i for i, name in enumerate(COCO_PERSON_KEYPOINT_NAMES)}
 _SHIFT = 4  # cv2 fixed-point bits
@@ -49,12 +66,15 @@ class Figure:
             ``("circle", center, radius, label)``.
         kind (str): the pose kind.
         facing (int): +1 facing right (image +x), -1 facing left.
+        attributes (dict): the outfit (``outfit``, ``hair``, ``hat``, ``bag``) and the build
+            (``build``, ``arm_width``, ``leg_width``), for statistics.
     """
 
     keypoints: np.ndarray
     primitives: list = field(default_factory=list)
     kind: str = "standing"
     facing: int = 1
+    attributes: dict = field(default_factory=dict)
 
     def transformed(self, scale, angle_deg, offset):
         """The figure scaled by ``scale``, rotated by ``angle_deg`` (counterclockwise on
@@ -74,7 +94,7 @@ class Figure:
                 prims.append(("poly", tp(prim[1]), prim[2]))
             else:
                 prims.append(("circle", tp(prim[1]), prim[2] * scale, prim[3]))
-        return Figure(tp(self.keypoints), prims, self.kind, self.facing)
+        return Figure(tp(self.keypoints), prims, self.kind, self.facing, dict(self.attributes))
 
     def box(self):
         """(x0, y0, x1, y1): the extent of the primitives (continuous coordinates)."""
@@ -173,6 +193,34 @@ def _sample_angles(rng, kind):
     return arm_abd, arm_flex, elbow, hip_abd, hip_flex, knee, lean, tilt
 
 
+def _unit(v):
+    norm = float(np.hypot(*v))
+    return v / norm if norm > 1e-9 else np.array([0.0, 1.0])
+
+
+def _point_along(path, distance):
+    """The point at arc length ``distance`` along the polyline ``path`` (its end if shorter)."""
+    for a, b in zip(path[:-1], path[1:]):
+        step = float(np.hypot(*(b - a)))
+        if distance <= step and step > 0:
+            return a + (b - a) * (distance / step)
+        distance -= step
+    return path[-1]
+
+
+def _hull(points):
+    """(n, 2) convex hull of 2D points, for one convex polygon primitive."""
+    pts = np.asarray(points, dtype=np.float64)
+    # cv2.convexHull wants float32; 1e-3 precision is plenty for body units of about 1
+    hull = cv2.convexHull((pts * 1000).astype(np.float32))[:, 0] / 1000
+    return hull.astype(np.float64)
+
+
+def _disc(center, radius, n=10):
+    a = np.linspace(0, 2 * math.pi, n, endpoint=False)
+    return np.asarray(center) + radius * np.stack([np.cos(a), np.sin(a)], 1)
+
+
 def sample_figure(rng, kind=None):
     """
     Sample a figure of standing height about 1, pelvis at the origin.
@@ -190,10 +238,18 @@ def sample_figure(rng, kind=None):
 
     # body proportions (units of standing height), with per-person variation
     j = lambda: rng.uniform(0.93, 1.07)  # noqa: E731
-    build = rng.uniform(0.8, 1.25)
-    torso_len, neck_len, head_r = 0.30 * j(), 0.045 * j(), 0.068 * j()
+    build = rng.uniform(0.75, 1.4)  # girth: torso, arms and legs
+    arm_width = build * rng.uniform(0.8, 1.3)
+    leg_width = build * rng.uniform(0.8, 1.35)
+    torso_len, neck_len, head_r = 0.30 * j(), 0.045 * j(), 0.068 * j() * rng.uniform(0.9, 1.12)
     upper_arm, forearm, thigh, shin = 0.165 * j(), 0.15 * j(), 0.235 * j(), 0.225 * j()
     sh_half, hip_half = 0.105 * j() * build**0.5, 0.068 * j() * build**0.5
+    outfit = str(rng.choice(OUTFITS, p=OUTFIT_PROBS))
+    hair = str(rng.choice(HAIR_STYLES, p=HAIR_PROBS))
+    hat = bool(rng.random() < HAT_PROB)
+    bag = "none"
+    if rng.random() < BAG_PROB:
+        bag = "backpack" if rng.random() < 1 / 3 else "shoulder"
 
     # yaw: 0 faces the camera, > 0 turns to face image right
     if kind in ("walking", "bending"):
@@ -251,20 +307,27 @@ def sample_figure(rng, kind=None):
     prims = []  # (depth, primitive)
 
     def limb(a, b, r0, r1, label):
-        prims.append(((depth[a] + depth[b]) / 2, ("capsule", kp[_KP[a]], kp[_KP[b]], r0 * w, r1 * w, label)))
+        prims.append(((depth[a] + depth[b]) / 2, ("capsule", kp[_KP[a]], kp[_KP[b]], r0, r1, label)))
 
-    sleeves = rng.random() < 0.5  # long sleeves
+    legs_covered = outfit in ("dress", "skirt")
+    leg_label = SKIN if legs_covered and rng.random() < 0.5 else PANTS  # bare legs or tights
+    sleeve_label = COAT if outfit == "coat" else SHIRT
+    sleeve_width = 1.2 if outfit == "coat" else 1.0
+    sleeves = outfit == "coat" or rng.random() < 0.5  # long sleeves
     for side in ("left", "right"):
-        limb(f"{side}_shoulder", f"{side}_elbow", 0.033, 0.027, SHIRT)
-        limb(f"{side}_elbow", f"{side}_wrist", 0.027, 0.021, SHIRT if sleeves else SKIN)
+        aw = arm_width * sleeve_width
+        limb(f"{side}_shoulder", f"{side}_elbow", 0.033 * aw, 0.027 * aw, sleeve_label)
+        limb(f"{side}_elbow", f"{side}_wrist", 0.027 * aw, 0.021 * aw, sleeve_label if sleeves else SKIN)
         wrist = kp[_KP[f"{side}_wrist"]]
-        prims.append((depth[f"{side}_wrist"] + 1e-3, ("circle", wrist, 0.026 * w, SKIN)))
-        limb(f"{side}_hip", f"{side}_knee", 0.055, 0.042, PANTS)
-        limb(f"{side}_knee", f"{side}_ankle", 0.042, 0.03, PANTS)
+        prims.append((depth[f"{side}_wrist"] + 1e-3, ("circle", wrist, 0.026 * arm_width, SKIN)))
+        lw = leg_width * (0.75 if leg_label == SKIN else 1.0)
+        limb(f"{side}_hip", f"{side}_knee", 0.055 * lw, 0.042 * lw, leg_label)
+        limb(f"{side}_knee", f"{side}_ankle", 0.042 * lw, 0.03 * lw, leg_label)
         ankle = kp[_KP[f"{side}_ankle"]]
         toe = ankle + np.array([facing * 0.05, 0.012])
-        prims.append((depth[f"{side}_ankle"] + 1e-3, ("capsule", ankle, toe, 0.026 * w, 0.02 * w, SHOES)))
+        prims.append((depth[f"{side}_ankle"] + 1e-3, ("capsule", ankle, toe, 0.026, 0.02, SHOES)))
     # torso: a polygon through the widened shoulders and hips, over a capsule for its depth
+    torso_label = SKIRT if outfit == "dress" else COAT if outfit == "coat" else SHIRT
     corners3 = [
         pts["left_shoulder"] + 0.025 * w * side_axis,
         pts["left_hip"] + 0.04 * w * side_axis,
@@ -274,18 +337,79 @@ def sample_figure(rng, kind=None):
     corners = np.array([project(c)[0] for c in corners3])
     waist = 0.5 * (corners[1] + corners[2])
     shirt_bottom = pelvis2 + 0.25 * (neck2 - pelvis2)
-    prims.append((0.0, ("capsule", shirt_bottom, neck2, 0.065 * w, 0.06 * w, SHIRT)))
-    prims.append((0.0, ("capsule", pelvis2, shirt_bottom, 0.06 * w, 0.065 * w, PANTS)))
-    prims.append((0.001, ("poly", corners, SHIRT)))
-    hips_poly = np.array([corners[1], corners[2], 0.5 * (corners[2] + corners[3]), 0.5 * (corners[0] + corners[1])])
-    hips_poly[2:] = waist + 0.35 * (hips_poly[2:] - waist) + 0.2 * (neck2 - pelvis2)
-    prims.append((0.002, ("poly", hips_poly, PANTS)))
+    prims.append((0.0, ("capsule", shirt_bottom, neck2, 0.065 * w, 0.06 * w, torso_label)))
+    prims.append((0.0, ("capsule", pelvis2, shirt_bottom, 0.06 * w, 0.065 * w, PANTS if not legs_covered else SKIRT)))
+    prims.append((0.001, ("poly", corners, torso_label)))
+    if not legs_covered:
+        hips_poly = np.array([corners[1], corners[2], 0.5 * (corners[2] + corners[3]), 0.5 * (corners[0] + corners[1])])
+        hips_poly[2:] = waist + 0.35 * (hips_poly[2:] - waist) + 0.2 * (neck2 - pelvis2)
+        prims.append((0.002, ("poly", hips_poly, PANTS)))
+
+    # hems: along each leg from the hip, so that skirts and coats follow the legs' pose
+    near_thigh = max(depth["left_knee"], depth["right_knee"], depth["left_hip"], depth["right_hip"])
+    legs = {
+        side: np.stack([kp[_KP[f"{side}_hip"]], kp[_KP[f"{side}_knee"]], kp[_KP[f"{side}_ankle"]]])
+        for side in ("left", "right")
+    }
+    if legs_covered or outfit == "coat":
+        if outfit == "coat":
+            length, flare, top = rng.uniform(0.12, 0.32), rng.uniform(0.01, 0.04), corners
+        else:
+            # short on crouching figures, whose thighs point forward
+            longest = 0.2 if kind == "crouching" else 0.36
+            length, flare = rng.uniform(0.14, longest), rng.uniform(0.015, 0.07)
+            top = corners[1:3] + 0.08 * (neck2 - pelvis2)
+        hem = [_disc(_point_along(legs[side], length), 0.05 * leg_width + flare) for side in legs]
+        label = COAT if outfit == "coat" else SKIRT
+        prims.append((near_thigh + 2e-3, ("poly", _hull(np.concatenate([top, *hem])), label)))
+
     prims.append((neck_z, ("capsule", neck2, head2, 0.028 * w, 0.03 * w, SKIN)))
+    head_up = _unit(head2 - neck2)
+    head_side = np.array([-head_up[1], head_up[0]])
+    torso_down = _unit(pelvis2 - neck2)
+    if hair == "long":
+        end = head2 + torso_down * head_r * rng.uniform(1.6, 3.2)
+        prims.append((-0.01, ("capsule", head2, end, head_r * rng.uniform(0.9, 1.05), head_r * rng.uniform(0.6, 0.9), HAIR)))
+    elif hair == "bun":
+        back = np.array([-facing * abs(sy), 0.0])  # the back of the head, seen from the side
+        bun = head2 + head_r * (0.6 * head_up + 0.8 * back)
+        prims.append((head_z - 1e-3, ("circle", bun, head_r * rng.uniform(0.4, 0.6), HAIR)))
     prims.append((head_z, ("circle", head2, head_r, HAIR)))
     face_center = head2 + head_r * np.array([0.22 * sy, 0.12])
     prims.append((head_z + 1e-3, ("circle", face_center, 0.86 * head_r, SKIN)))
+    if hat:
+        brim = head2 + 0.55 * head_r * head_up
+        half = head_r * rng.uniform(1.15, 1.6)
+        prims.append((head_z + 2e-3, ("capsule", brim - half * head_side, brim + half * head_side, 0.14 * head_r, 0.14 * head_r, HAT)))
+        prims.append((head_z + 2e-3, ("circle", head2 + 0.8 * head_r * head_up, 0.72 * head_r, HAT)))
+
+    if bag == "shoulder":
+        side = "left" if rng.random() < 0.5 else "right"
+        other = "right" if side == "left" else "left"
+        hip, out = kp[_KP[f"{side}_hip"]], _unit(kp[_KP[f"{side}_hip"]] - kp[_KP[f"{other}_hip"]])
+        center = hip + out * (0.05 * build + rng.uniform(0.02, 0.05)) + torso_down * rng.uniform(-0.03, 0.06)
+        half_w, half_h = rng.uniform(0.02, 0.045), rng.uniform(0.03, 0.045)
+        d = depth[f"{side}_hip"] + 0.02
+        prims.append((d, ("capsule", kp[_KP[f"{other}_shoulder"]], center, 0.008, 0.008, BAG)))
+        prims.append((d, ("capsule", center - half_w * out, center + half_w * out, half_h, half_h, BAG)))
+    elif bag == "backpack":
+        top3 = neck + 0.35 * (pelvis - neck) - np.array([0.0, 0.0, 0.09 + 0.04 * build])
+        bottom3 = neck + 0.8 * (pelvis - neck) - np.array([0.0, 0.0, 0.09 + 0.04 * build])
+        (top2, top_z), (bottom2, _) = project(top3), project(bottom3)
+        radius = rng.uniform(0.07, 0.1)
+        prims.append((top_z, ("capsule", top2, bottom2, radius, radius, BAG)))
+
     prims.sort(key=lambda item: item[0])
-    return Figure(kp, [p for _, p in prims], kind, facing)
+    attributes = {
+        "outfit": outfit,
+        "hair": hair,
+        "hat": hat,
+        "bag": bag,
+        "build": round(float(build), 3),
+        "arm_width": round(float(arm_width), 3),
+        "leg_width": round(float(leg_width), 3),
+    }
+    return Figure(kp, [p for _, p in prims], kind, facing, attributes)
 
 
 def _fixed(p):

@@ -8,11 +8,15 @@ textures over a cluttered, textured background. Two kinds of scenes:
   IoU >= 0.5 with another person's (OCHuman's criterion of heavy occlusion); each added
   person wears, with probability 0.35, nearly the same colors as an earlier one, so that
   color alone cannot separate them (0.2 in easy scenes);
-* *easy*: 1-3 persons placed anywhere (they may still overlap or be cut by the border).
+* *free*: 1-3 persons placed anywhere (they may still overlap or be cut by the border); in
+  the train split no two of them overlap heavily (box IoU < 0.5).
 
-The test split has only occluded scenes (every person MaxIoU >= 0.5, mean >= 0.6); val has
-half of each kind, train 60 % occluded. Persons are drawn far to near in a random depth
-order, so the masks are the *visible* parts and never overlap within an image.
+The splits follow the paper's protocol (train on COCOPersons, where heavy overlaps are rare;
+test on it and on OCHuman): ``train`` is COCO-like, 4 % occluded scenes and free scenes
+without heavy overlaps; ``test`` (the OCHuman analogue) has only occluded scenes (every person
+MaxIoU >= 0.5, mean >= 0.6); ``all_levels`` (the COCOPersons-val analogue) and ``val`` have
+half of each kind, so persons at every MaxIoU level. Persons are drawn far to near in a random
+depth order, so the masks are the *visible* parts and never overlap within an image.
 
 Annotations (COCO style, one file per split, ``annotations/{split}.json``): ``bbox`` is the
 box of the person's whole figure, covered parts included, clipped to the image; ``area`` the
@@ -20,8 +24,8 @@ visible mask's pixel count; ``segmentation`` the visible mask as compressed RLE;
 are integer pixel indices (COCO's convention; pixel (i, j) holds the keypoint at continuous
 (i + 0.5, j + 0.5) after Detectron2's loader adds 0.5) with v = 2 when the pixel is on the
 person's visible mask, v = 1 when another person covers it and v = 0 (x = y = 0) outside the
-image; ``max_iou`` is computed from the boxes. Images are PNG under
-``images/{split}/{index:06d}.png``.
+image; ``max_iou`` is computed from the boxes; ``figure`` holds the figure's outfit and build
+(:attr:`Figure.attributes`). Images are PNG under ``images/{split}/{index:06d}.png``.
 
 Generation is deterministic: image ``i`` of a split depends only on (seed, split, i), so the
 same seed and counts give byte-identical files, and a larger count extends a smaller one.
@@ -39,7 +43,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .coco_format import dump_json, encode_mask, person_category
-from .figures import PART_LABELS, draw_figure, sample_figure
+from .figures import NUM_PART_LABELS, PART_LABELS, draw_figure, sample_figure
 from .max_iou import max_iou, pairwise_box_iou
 
 __all__ = [
@@ -58,12 +62,16 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "all_levels")
 DEFAULT_SEED = 0
-DEFAULT_COUNTS = {"train": 2000, "val": 200, "test": 200}
-GENERATOR_VERSION = 1
-_SPLIT_INDEX = {"train": 0, "val": 1, "test": 2}
-OCCLUDED_SHARE = {"train": 0.6, "val": 0.5, "test": 1.0}
+DEFAULT_COUNTS = {"train": 2000, "val": 200, "test": 200, "all_levels": 200}
+# 2: clothing, hair, bags and builds that a skeleton does not determine; COCO-like train split;
+# the all_levels split
+GENERATOR_VERSION = 2
+_SPLIT_INDEX = {"train": 0, "val": 1, "test": 2, "all_levels": 3}
+OCCLUDED_SHARE = {"train": 0.04, "val": 0.5, "test": 1.0, "all_levels": 0.5}
+# free scenes of these splits keep every pair of persons below this box IoU (None: no limit)
+FREE_MAX_IOU = {"train": 0.5, "val": None, "test": None, "all_levels": None}
 # (width, height): longer side 256
 IMAGE_SIZES = ((256, 192), (256, 224), (256, 256), (224, 256), (192, 256))
 
@@ -87,10 +95,10 @@ def _jitter(rng, color, amount):
 
 
 def _palette(rng, like=None):
-    """(6, 3) BGR colors indexed by part label; ``like``: a palette to copy, jittered."""
-    pal = np.zeros((6, 3), dtype=np.int64)
+    """(NUM_PART_LABELS, 3) BGR colors indexed by part label; ``like``: a palette to copy, jittered."""
+    pal = np.zeros((NUM_PART_LABELS, 3), dtype=np.int64)
     if like is not None:
-        for label in range(1, 6):
+        for label in range(1, NUM_PART_LABELS):
             pal[label] = _jitter(rng, like[label], 14)
         return pal
     pal[PART_LABELS["skin"]] = _jitter(rng, _SKIN[rng.integers(len(_SKIN))], 12)
@@ -98,6 +106,10 @@ def _palette(rng, like=None):
     pal[PART_LABELS["shirt"]] = _hsv_color(rng)
     pal[PART_LABELS["pants"]] = _hsv_color(rng, (20, 200), (30, 200))
     pal[PART_LABELS["shoes"]] = _hsv_color(rng, (0, 120), (10, 90))
+    pal[PART_LABELS["skirt"]] = _hsv_color(rng)
+    pal[PART_LABELS["coat"]] = _hsv_color(rng, (10, 180), (30, 200))
+    pal[PART_LABELS["bag"]] = _hsv_color(rng, (0, 220), (20, 200))
+    pal[PART_LABELS["hat"]] = _hsv_color(rng)
     return pal
 
 
@@ -224,9 +236,10 @@ def _place_group(rng, w, h, n):
     return figures
 
 
-def _place_free(rng, w, h, n):
-    """``n`` figures placed independently (they may overlap or be cut by the border)."""
-    figures = []
+def _place_free(rng, w, h, n, max_box_iou=None):
+    """``n`` figures placed independently: they may overlap (below ``max_box_iou`` with every
+    other one, clipped boxes, when given) or be cut by the border."""
+    figures, boxes = [], []
     for _ in range(n):
         for _ in range(10):
             truncate = rng.random() < 0.15
@@ -234,9 +247,15 @@ def _place_free(rng, w, h, n):
                 rng.uniform(0.15, 0.85) * w, rng.uniform(0.35, 0.65) * h)  # fmt: skip
             base, scale, angle, box, offset = _placed(rng, rng.uniform(0.35, 0.85) * h, center)
             full = box + np.tile(offset, 2)
-            if _area(_clip(full, w, h))[0] >= 0.5 * _area(full[None])[0]:
-                figures.append(base.transformed(scale, angle, offset))
-                break
+            if _area(_clip(full, w, h))[0] < 0.5 * _area(full[None])[0]:
+                continue
+            if max_box_iou is not None and boxes:
+                iou = pairwise_box_iou(_clip(np.stack([full, *boxes]), w, h), mode="xyxy")[0, 1:]
+                if (iou >= max_box_iou).any():
+                    continue
+            figures.append(base.transformed(scale, angle, offset))
+            boxes.append(full)
+            break
     return figures
 
 
@@ -261,7 +280,7 @@ def _compose(rng, w, h, figures, palettes):
         crop = lm[y0:y1, x0:x1]
         colors = palettes[i][crop].astype(np.float32)
         factor = np.ones(crop.shape, dtype=np.float32)
-        for label in (PART_LABELS["shirt"], PART_LABELS["pants"]):
+        for label in (PART_LABELS["shirt"], PART_LABELS["pants"], PART_LABELS["skirt"], PART_LABELS["coat"]):
             tex = _texture(rng, y1 - y0, x1 - x0, x0, y0)
             factor = np.where(crop == label, tex, factor)
         colors = np.clip(colors * factor[..., None], 0, 255).astype(np.uint8)
@@ -293,6 +312,7 @@ def _annotate(figures, label_maps, owner, w, h):
                 "bbox": bbox,
                 "area": int(visible.sum()),
                 "silhouette_area": int(silhouette.sum()),
+                "figure": dict(fig.attributes),
             }
         )
     values = max_iou([p["bbox"] for p in persons], mode="xywh")
@@ -313,7 +333,7 @@ def _acceptable(persons, occluded):
     return True
 
 
-def render_scene(rng, occluded, image_size=None, max_attempts=200):
+def render_scene(rng, occluded, image_size=None, max_attempts=200, free_max_iou=None):
     """
     Render one image.
 
@@ -322,12 +342,16 @@ def render_scene(rng, occluded, image_size=None, max_attempts=200):
         occluded (bool): an occluded group (every person MaxIoU >= 0.5) or an easy scene.
         image_size (tuple[int, int] or None): (width, height); one of :data:`IMAGE_SIZES`
             when None.
+        free_max_iou (float or None): in an easy scene, every pair of persons' (clipped)
+            boxes stays below this IoU (whole-figure boxes; the annotated boxes are the figures'
+            pixels, so their IoU can differ slightly).
 
     Returns:
         tuple: ``image`` (H, W, 3) uint8 BGR and ``persons``, a list of dicts with
         ``keypoints`` (17, 3) int64 (pixel indices and v), ``mask`` (H, W) bool (visible
         part), ``bbox`` [x, y, w, h] ints, ``area`` (visible pixels), ``silhouette_area``
-        (the whole figure inside the image) and ``max_iou``.
+        (the whole figure inside the image), ``max_iou`` and ``figure`` (the figure's
+        attributes).
     """
     for _ in range(max_attempts):
         w, h = image_size if image_size is not None else IMAGE_SIZES[rng.integers(len(IMAGE_SIZES))]
@@ -337,7 +361,7 @@ def render_scene(rng, occluded, image_size=None, max_attempts=200):
             if figures is None:
                 continue
         else:
-            figures = _place_free(rng, w, h, int(rng.choice([1, 2, 3], p=[0.35, 0.4, 0.25])))
+            figures = _place_free(rng, w, h, int(rng.choice([1, 2, 3], p=[0.35, 0.4, 0.25])), free_max_iou)
             if not figures:
                 continue
         palettes = []
@@ -358,7 +382,7 @@ def _render_indexed(args):
     seed, split, index, image_dir = args
     rng = np.random.default_rng([seed, _SPLIT_INDEX[split], index])
     occluded = bool(rng.random() < OCCLUDED_SHARE[split])
-    image, persons = render_scene(rng, occluded)
+    image, persons = render_scene(rng, occluded, free_max_iou=FREE_MAX_IOU[split])
     file_name = f"{index:06d}.png"
     ok = cv2.imwrite(os.path.join(image_dir, file_name), image, [cv2.IMWRITE_PNG_COMPRESSION, 6])
     if not ok:
@@ -371,6 +395,7 @@ def _render_indexed(args):
             "area": p["area"],
             "bbox": p["bbox"],
             "max_iou": round(p["max_iou"], 6),
+            "figure": p["figure"],
         }
         for p in persons
     ]
@@ -440,29 +465,44 @@ def dataset_statistics(coco):
 
     Returns:
         dict: ``images``, ``persons``, ``persons_per_image``, ``mean_max_iou``,
-        ``share_max_iou_ge_0.5`` (OCHuman's heavy occlusion) and ``share_keypoint_covered``
-        (persons with a keypoint covered by another person, v = 1).
+        ``share_max_iou_ge_0.5`` (OCHuman's heavy occlusion), ``persons_by_max_iou`` (counts
+        in the evaluator's buckets [0, 0.5), [0.5, 0.75), [0.75, 1]), ``share_keypoint_covered``
+        (persons with a keypoint covered by another person, v = 1) and, where annotations
+        carry ``figure``, ``share_outfit`` (share of persons per outfit) and
+        ``share_bag_or_hat``.
     """
     annos = coco["annotations"]
     ious = np.array([a["max_iou"] for a in annos], dtype=np.float64)
     covered = [any(v == 1 for v in a["keypoints"][2::3]) for a in annos]
     n = max(len(annos), 1)
-    return {
+    stats = {
         "images": len(coco["images"]),
         "persons": len(annos),
         "persons_per_image": len(annos) / max(len(coco["images"]), 1),
         "mean_max_iou": float(ious.mean()) if len(ious) else 0.0,
         "share_max_iou_ge_0.5": float((ious >= 0.5).sum() / n),
+        "persons_by_max_iou": {
+            "0.00-0.50": int((ious < 0.5).sum()),
+            "0.50-0.75": int(((ious >= 0.5) & (ious < 0.75)).sum()),
+            "0.75-1.00": int((ious >= 0.75).sum()),
+        },
         "share_keypoint_covered": float(sum(covered) / n),
     }
+    figures = [a["figure"] for a in annos if "figure" in a]
+    if figures:
+        outfits = [f["outfit"] for f in figures]
+        stats["share_outfit"] = {o: outfits.count(o) / len(figures) for o in sorted(set(outfits))}
+        stats["share_bag_or_hat"] = sum(f["bag"] != "none" or f["hat"] for f in figures) / len(figures)
+    return stats
 
 
 def format_statistics(split, stats):
     return (
         f"synthetic_occluded {split}: {stats['images']} images, {stats['persons']} persons "
         f"({stats['persons_per_image']:.2f}/image), mean MaxIoU {stats['mean_max_iou']:.3f}, "
-        f"occluded (MaxIoU >= 0.5) {100 * stats['share_max_iou_ge_0.5']:.1f}%, "
-        f"with a covered keypoint {100 * stats['share_keypoint_covered']:.1f}%"
+        f"occluded (MaxIoU >= 0.5) {100 * stats['share_max_iou_ge_0.5']:.1f}%, persons by MaxIoU "
+        + " / ".join(f"{k}: {v}" for k, v in stats["persons_by_max_iou"].items())
+        + f", with a covered keypoint {100 * stats['share_keypoint_covered']:.1f}%"
     )
 
 
@@ -472,12 +512,13 @@ def generate_synthetic_dataset(
     num_train=DEFAULT_COUNTS["train"],
     num_val=DEFAULT_COUNTS["val"],
     num_test=DEFAULT_COUNTS["test"],
+    num_all_levels=DEFAULT_COUNTS["all_levels"],
     progress=True,
     num_workers=None,
     verbose=True,
 ):
     """
-    Generate the three splits into ``output_dir``: ``images/{split}/*.png`` and
+    Generate the splits (:data:`SPLITS`) into ``output_dir``: ``images/{split}/*.png`` and
     ``annotations/{split}.json``, plus ``generation.json`` (parameters and statistics).
 
     Args:
@@ -489,7 +530,7 @@ def generate_synthetic_dataset(
     """
     if num_workers is None:
         num_workers = min(2, os.cpu_count() or 1)
-    counts = {"train": num_train, "val": num_val, "test": num_test}
+    counts = {"train": num_train, "val": num_val, "test": num_test, "all_levels": num_all_levels}
     all_stats = {}
     start = time.perf_counter()
     for split in SPLITS:
@@ -505,9 +546,19 @@ def generate_synthetic_dataset(
     return all_stats
 
 
+def generated_version(root):
+    """The generator version recorded in ``root/generation.json`` (None without one)."""
+    try:
+        with open(os.path.join(root, "generation.json")) as f:
+            return json.load(f).get("version")
+    except (OSError, ValueError):
+        return None
+
+
 def is_synthetic_dataset_complete(root):
-    """Whether ``root`` holds the three annotation files and image folders."""
-    return all(
+    """Whether ``root`` holds every split's annotation file and image folder, made by this
+    generator version."""
+    return generated_version(root) == GENERATOR_VERSION and all(
         os.path.isfile(os.path.join(root, "annotations", f"{s}.json")) and os.path.isdir(os.path.join(root, "images", s))
         for s in SPLITS
     )
@@ -520,13 +571,22 @@ def ensure_synthetic_dataset(root, seed=DEFAULT_SEED, **kwargs):
     :func:`generate_synthetic_dataset`.
 
     A missing ``root`` is filled through a temporary sibling folder renamed at the end, so
-    concurrent callers never see a half-written dataset.
+    concurrent callers never see a half-written dataset. A dataset an older generator version
+    made (its ``generation.json`` says so) is removed and generated anew.
 
     Returns:
         str: ``root``.
     """
     if is_synthetic_dataset_complete(root):
         return root
+    old = generated_version(root)
+    if isinstance(old, int) and old < GENERATOR_VERSION:
+        logger.warning(
+            "The synthetic dataset in %s was made by generator version %d; this is version %d: "
+            "removing it and generating it anew",
+            root, old, GENERATOR_VERSION,
+        )  # fmt: skip
+        shutil.rmtree(root)
     logger.warning("Synthetic dataset not found in %s: generating it (seed %d)", root, seed)
     if os.path.exists(root):
         generate_synthetic_dataset(root, seed=seed, **kwargs)

@@ -18,8 +18,14 @@ from .checkpoint import AtomicDetectionCheckpointer
 __all__ = ["Pose2SegTrainer", "build_adam_or_sgd_optimizer", "uses_pose2seg"]
 
 
+# meta-architectures whose inputs are persons' keypoints: mapped by Pose2SegDatasetMapper,
+# which keeps them at test time
+KEYPOINT_INPUT_ARCHITECTURES = ("Pose2Seg", "KeypointsOnlyMasks")
+
+
 def uses_pose2seg(cfg):
-    return cfg.MODEL.META_ARCHITECTURE == "Pose2Seg"
+    """Whether ``cfg``'s model takes keypoints as input (and is mapped as Pose2Seg is)."""
+    return cfg.MODEL.META_ARCHITECTURE in KEYPOINT_INPUT_ARCHITECTURES
 
 
 def build_adam_or_sgd_optimizer(cfg, model):

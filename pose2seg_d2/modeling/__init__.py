@@ -5,6 +5,7 @@ from .aligners import (
     build_aligner,
     keypoint_box_roi_matrices,
 )
+from .dense_pretraining import DenseHumanPretraining
 from .keypoint_sources import (
     KEYPOINT_SOURCE_REGISTRY,
     GTKeypointSource,
@@ -15,6 +16,7 @@ from .keypoint_sources import (
     confident_persons,
     load_keypoint_results,
 )
+from .keypoints_only import KeypointsOnlyMasks, figure_distances, figure_masks
 from .meta_arch import Pose2Seg
 from .seg_module import POSE2SEG_HEAD_REGISTRY, Bottleneck, SegModule, build_pose2seg_head
 from .skeleton_features import (
