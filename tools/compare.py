@@ -1,17 +1,23 @@
 #!/usr/bin/env python
 """
-Pose2Seg against Mask R-CNN on one test set: trains both (or loads given weights), evaluates
-mask AP overall and by MaxIoU bucket, times inference on the same images, and writes
-results.md, results.json, a grid PNG per figure image and ap_by_max_iou.png into --output-dir.
+Pose2Seg against Mask R-CNN on one or more test sets: trains the models (or loads given
+weights), evaluates mask AP overall and by MaxIoU bucket, times inference on the same images,
+and writes results.md, results.json, grid PNGs and AP-by-MaxIoU plots into --output-dir.
 
     python tools/compare.py \\
         --pose2seg-config configs/synthetic/pose2seg_R_18_FPN_synthetic.yaml \\
         --mask-rcnn-config configs/synthetic/mask_rcnn_R_18_FPN_synthetic.yaml \\
-        --dataset synthetic_occluded_test --output-dir output/demo
+        --keypoint-config configs/synthetic/keypoint_rcnn_R_18_FPN_synthetic.yaml \\
+        --keypoints-only-config configs/synthetic/keypoints_only_synthetic.yaml \\
+        --datasets synthetic_occluded_all_levels synthetic_occluded_test \\
+        --fit-dataset synthetic_occluded_val --output-dir output/demo
 
-With --keypoint-config (a Detectron2 keypoint model, trained here unless --keypoint-weights),
-a third row is Pose2Seg from images alone: the same Pose2Seg weights as the ground-truth row,
-with the keypoint model run inside its forward pass (MODEL.POSE2SEG.KEYPOINT_SOURCE "model").
+The rows, on every test set: Mask R-CNN; Pose2Seg with the ground-truth keypoints; with
+--keypoint-config (a Detectron2 keypoint model, trained here unless --keypoint-weights),
+Pose2Seg from images alone: the same Pose2Seg weights with the keypoint model run inside its
+forward pass (MODEL.POSE2SEG.KEYPOINT_SOURCE "model"); with --keypoints-only-config, the
+keypoints-only reference (skeletons drawn as filled figures, no image, nothing learned), its
+widths chosen on --fit-dataset for the best mask AP there.
 """
 import argparse
 import logging
@@ -23,33 +29,40 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from detectron2.data import DatasetCatalog  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
 
-import pose2seg_d2  # noqa: E402, F401  (registers the model and the datasets)
+import pose2seg_d2  # noqa: E402, F401  (registers the models and the datasets)
 from pose2seg_d2.config import load_config  # noqa: E402
 from pose2seg_d2.evaluation.comparison import (  # noqa: E402
     ModelRun,
     describe_config,
-    run_model,
-    train_keypoint_model,
+    evaluate_run,
+    keypoint_ap,
+    train_or_load,
     write_figures,
     write_results,
 )
+from pose2seg_d2.evaluation.keypoints_only_fit import fit_keypoints_only_widths  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pose2seg-config", required=True)
     parser.add_argument("--mask-rcnn-config", required=True)
-    parser.add_argument("--dataset", required=True, help="a registered test dataset")
+    parser.add_argument(
+        "--datasets", "--dataset", nargs="+", required=True, help="registered test sets (the first is the main one)"
+    )
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--pose2seg-weights", default="", help="skip training Pose2Seg; load these")
     parser.add_argument("--mask-rcnn-weights", default="", help="skip training Mask R-CNN; load these")
-    parser.add_argument("--keypoint-config", default="", help="a keypoint model: adds the predicted-keypoints row")
+    parser.add_argument("--keypoint-config", default="", help="a keypoint model: adds the images-alone row")
     parser.add_argument("--keypoint-weights", default="", help="skip training the keypoint model; load these")
     parser.add_argument("--keypoint-max-iter", type=int, default=0, help="override its SOLVER.MAX_ITER (0: keep)")
+    parser.add_argument("--no-keypoint-ap", action="store_true", help="do not measure the keypoint model's AP")
+    parser.add_argument("--keypoints-only-config", default="", help="adds the keypoints-only reference row")
+    parser.add_argument("--fit-dataset", default="", help="choose the keypoints-only widths here ('': keep the config's)")
     parser.add_argument("--max-iter", type=int, default=0, help="override SOLVER.MAX_ITER of both (0: keep)")
-    parser.add_argument("--timing-images", type=int, default=50, help="images timed per model")
-    parser.add_argument("--num-figures", type=int, default=4, help="test images drawn in grids")
-    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides for both models")
+    parser.add_argument("--seed", type=int, default=None, help="SEED of every trained model (default: the configs')")
+    parser.add_argument("--num-figures", type=int, default=4, help="images drawn in grids, per test set")
+    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides for every model")
     return parser.parse_args(argv)
 
 
@@ -60,69 +73,92 @@ def main(argv=None):
     setup_logger(output=os.path.join(args.output_dir, "log.txt"), name="pose2seg_d2")
     logger = logging.getLogger("pose2seg_d2")
 
-    num_images = len(DatasetCatalog.get(args.dataset))
-    figures = list(range(min(args.num_figures, num_images)))
-    plans = [  # in the order of the figure panels
-        ("mask_rcnn", None, "Mask R-CNN", args.mask_rcnn_config, args.mask_rcnn_weights),
-        ("pose2seg", "gt", "Pose2Seg (GT keypoints)", args.pose2seg_config, args.pose2seg_weights),
-    ]
-    runs = []
-    for model, keypoints, label, config_file, weights in plans:
-        cfg = _config(args, config_file, model, args.max_iter)
+    # (name, keypoints, label, cfg, model); trained or loaded first, evaluated on each test set
+    rows, notes, extra = [], [], {}
+    for name, label, config_file, weights in (
+        ("mask_rcnn", "Mask R-CNN", args.mask_rcnn_config, args.mask_rcnn_weights),
+        ("pose2seg", "Pose2Seg", args.pose2seg_config, args.pose2seg_weights),
+    ):
+        cfg = _config(args, config_file, name, args.max_iter)
         logger.info(f"==> {label}: {'loading ' + weights if weights else 'training'} ({config_file})")
-        runs.append(_evaluate(args, cfg, model, keypoints, label, weights, figures))
+        model, iters, seconds = train_or_load(cfg, weights or None)
+        rows.append((name, "gt" if name == "pose2seg" else None, label, cfg, model, iters, seconds))
 
-    note = ""
     if args.keypoint_config:
-        keypoint_cfg = _config(args, args.keypoint_config, "keypoint_model", args.keypoint_max_iter)
+        kcfg = _config(args, args.keypoint_config, "keypoint_model", args.keypoint_max_iter)
         logger.info(f"==> keypoint model: {'loading ' + args.keypoint_weights if args.keypoint_weights else 'training'}")
-        keypoints = train_keypoint_model(keypoint_cfg, args.dataset, args.keypoint_weights or None)
+        kmodel, kiters, kseconds = train_or_load(kcfg, args.keypoint_weights or None)
+        kweights = args.keypoint_weights or os.path.join(kcfg.OUTPUT_DIR, "model_final.pth")
         # the keypoint model as trained, with --opts applied, for Pose2Seg to rebuild it
-        keypoint_config = os.path.join(keypoint_cfg.OUTPUT_DIR, "config.yaml")
-        with open(keypoint_config, "w") as f:
-            f.write(keypoint_cfg.dump())
+        kconfig = os.path.join(kcfg.OUTPUT_DIR, "config.yaml")
+        with open(kconfig, "w") as f:
+            f.write(kcfg.dump())
         pose2seg_weights = args.pose2seg_weights or os.path.join(args.output_dir, "pose2seg", "model_final.pth")
         source = [
             "MODEL.POSE2SEG.KEYPOINT_SOURCE", "model",
-            "MODEL.POSE2SEG.KEYPOINT_MODEL.CONFIG_FILE", keypoint_config,
-            "MODEL.POSE2SEG.KEYPOINT_MODEL.WEIGHTS", keypoints["weights"],
+            "MODEL.POSE2SEG.KEYPOINT_MODEL.CONFIG_FILE", kconfig,
+            "MODEL.POSE2SEG.KEYPOINT_MODEL.WEIGHTS", kweights,
         ]  # fmt: skip
-        cfg = _config(args, args.pose2seg_config, "pose2seg_predicted", args.max_iter, source)
-        label = "Pose2Seg (predicted keypoints)"
-        logger.info(f"==> {label}: {pose2seg_weights} with the keypoint model")
-        run = _evaluate(args, cfg, "pose2seg", "predicted", label, pose2seg_weights, figures)
-        run.train_iters, run.train_seconds = keypoints["iters"], keypoints["seconds"]
-        runs.append(run)
-        ap = keypoints["keypoint_AP"]
-        note = (
-            f"The predicted-keypoints row uses the ground-truth row's Pose2Seg weights ({pose2seg_weights}) "
-            f"with the keypoint model {describe_keypoint_model(keypoint_cfg)} run inside the forward pass "
-            f"(its time per image is included); its train columns are the keypoint model's. The keypoint "
-            f"model's keypoint AP on `{args.dataset}`: {'-' if ap is None else f'{ap:.1f}'} (COCO OKS)."
+        cfg = _config(args, args.pose2seg_config, "pose2seg_images_alone", args.max_iter, source)
+        model, _, _ = train_or_load(cfg, pose2seg_weights)
+        rows.append(("pose2seg", "predicted", "Pose2Seg (images alone)", cfg, model, kiters, kseconds))
+        extra["keypoint_model"] = {"config": describe_keypoint_model(kcfg), "keypoint_AP": {}}
+        if not args.no_keypoint_ap:
+            for dataset in args.datasets:
+                extra["keypoint_model"]["keypoint_AP"][dataset] = keypoint_ap(kmodel, kcfg, dataset)
+        del kmodel
+        aps = ", ".join(
+            f"{'-' if ap is None else f'{ap:.1f}'} on `{d}`" for d, ap in extra["keypoint_model"]["keypoint_AP"].items()
+        )
+        notes.append(
+            f"Pose2Seg (images alone) is the Pose2Seg row's weights ({pose2seg_weights}) with the keypoint model "
+            f"{extra['keypoint_model']['config']} run inside the forward pass (its time per image is included); its "
+            f"train columns are the keypoint model's." + (f" The keypoint model's keypoint AP (COCO OKS): {aps}." if aps else "")
         )
 
-    table = write_results(args.output_dir, args.dataset, runs, settings_note=note)
-    grids, plot = write_figures(args.output_dir, args.dataset, runs, figures)
+    if args.keypoints_only_config:
+        opts = []
+        if args.fit_dataset:
+            logger.info(f"==> keypoints-only reference: choosing its widths on {args.fit_dataset}")
+            fit = fit_keypoints_only_widths(args.fit_dataset)
+            opts = [f"MODEL.KEYPOINTS_ONLY.{k}" for k in ("ARM_WIDTH", "LEG_WIDTH", "HEAD_RADIUS")]
+            opts = [x for k in opts for x in (k, fit[k.rsplit(".", 1)[1]])]
+            extra["keypoints_only_fit"] = {"dataset": args.fit_dataset, **fit}
+            notes.append(
+                f"Keypoints only: each person's ground-truth skeleton drawn as a filled figure (no image, nothing "
+                f"learned); widths chosen on `{args.fit_dataset}` for the best mask AP there ({fit['AP']:.1f}, "
+                f"{fit['evaluations']} settings tried)."
+            )
+        cfg = _config(args, args.keypoints_only_config, "keypoints_only", 0, opts)
+        model, _, _ = train_or_load(cfg)
+        rows.append(("keypoints_only", "gt", "Keypoints only", cfg, model, 0, 0.0))
+
+    runs = []
+    for dataset in args.datasets:
+        figures = list(range(min(args.num_figures, len(DatasetCatalog.get(dataset)))))
+        for name, keypoints, label, cfg, model, iters, seconds in rows:
+            logger.info(f"==> evaluating {label} on {dataset}")
+            run = ModelRun(model=name, keypoints=keypoints, label=label, config=describe_config(cfg))
+            run.config["iterations"] = cfg.SOLVER.MAX_ITER if iters else "-"
+            run.train_iters, run.train_seconds = iters, seconds
+            runs.append(evaluate_run(run, model, cfg, dataset, figures))
+        write_figures(args.output_dir, dataset, runs, figures)
+
+    table = write_results(args.output_dir, args.datasets, runs, notes=notes, extra=extra)
     print(table)
-    print(f"Results: {os.path.join(args.output_dir, 'results.md')} and results.json")
-    print(f"Figures: {plot} and {len(grids)} grids ({', '.join(os.path.basename(g) for g in grids)})")
+    print(f"Results: {os.path.join(args.output_dir, 'results.md')} and results.json; figures in {args.output_dir}")
     return runs
 
 
 def _config(args, config_file, output_name, max_iter=0, extra_opts=()):
-    """``config_file`` with --opts, then OUTPUT_DIR under --output-dir, ``extra_opts`` and MAX_ITER (0: keep)."""
+    """``config_file`` with --opts, then OUTPUT_DIR under --output-dir, ``extra_opts``, MAX_ITER
+    (0: keep) and --seed."""
     opts = list(args.opts) + ["OUTPUT_DIR", os.path.join(args.output_dir, output_name), *extra_opts]
     if max_iter:
         opts += ["SOLVER.MAX_ITER", max_iter]
+    if args.seed is not None:
+        opts += ["SEED", args.seed]
     return load_config(config_file, opts)
-
-
-def _evaluate(args, cfg, model, keypoints, label, weights, figures):
-    """One row: train (unless ``weights``) and evaluate ``cfg`` on --dataset."""
-    run = ModelRun(model=model, keypoints=keypoints, label=label, config=describe_config(cfg))
-    run.config["iterations"] = cfg.SOLVER.MAX_ITER
-    run_model(run, cfg, args.dataset, weights or None, args.timing_images, figures)
-    return run
 
 
 def describe_keypoint_model(cfg):

@@ -57,6 +57,7 @@ def backbone_state_dict(model_state, dtype=torch.float16):
     out = {}
     for name, value in model_state.items():
         if name.startswith("backbone."):
+            value = value.detach().cpu()  # loadable without a GPU
             out[name] = value.to(dtype) if value.is_floating_point() else value
     if not out:
         raise ValueError("the checkpoint holds no backbone.* weights")

@@ -12,7 +12,7 @@ from detectron2.data import transforms as T
 from ..pose.keypoints import NUM_KEYPOINTS
 from .validation import InvalidDatasetError, check_bbox, check_keypoints, check_segmentation
 
-__all__ = ["ValidatingDatasetMapper", "Pose2SegDatasetMapper"]
+__all__ = ["ValidatingDatasetMapper", "Pose2SegDatasetMapper", "DensePretrainingMapper"]
 
 
 class ValidatingDatasetMapper(DatasetMapper):
@@ -156,3 +156,53 @@ class Pose2SegDatasetMapper(ValidatingDatasetMapper):
         if "annotations" in dataset_dict:
             self._transform_annotations(dataset_dict, transforms, image.shape[:2])
         return dataset_dict
+
+
+class DensePretrainingMapper(ValidatingDatasetMapper):
+    """
+    The inputs of :class:`~pose2seg_d2.modeling.DenseHumanPretraining`: the augmented image,
+    the union of its persons' masks and every person's keypoints, without the per-person
+    instances Detectron2's mapper builds (the targets merge the persons anyway, and decoding one
+    union is cheaper). Records are checked as :class:`ValidatingDatasetMapper` checks them.
+
+    Returns dicts with ``image`` (3, H, W) uint8, ``person_mask`` (H, W) uint8 (1 on any
+    person), ``keypoints`` (P, K, 3) float32 (transformed like Detectron2's, flipped left/right
+    with the dataset's flip map; keypoints v = 0 outside the image), and the record's
+    ``file_name``, ``image_id``, ``height``, ``width``.
+    """
+
+    def map(self, dataset_dict):
+        from pycocotools import mask as mask_util
+
+        record = copy.deepcopy(dataset_dict)
+        image = utils.read_image(record["file_name"], format=self.image_format)
+        utils.check_image_size(record, image)
+        h, w = image.shape[:2]
+        union = np.zeros((h, w), dtype=np.uint8)
+        annotations = [a for a in record.pop("annotations", []) if not a.get("iscrowd", 0)]
+        for anno in annotations:
+            segm = anno["segmentation"]
+            if isinstance(segm, list):
+                rle = mask_util.merge(mask_util.frPyObjects(segm, h, w))
+            elif isinstance(segm, dict) and isinstance(segm.get("counts"), list):
+                rle = mask_util.frPyObjects(segm, h, w)
+            elif isinstance(segm, dict):
+                rle = segm
+            else:  # an (h, w) array
+                union |= np.asarray(segm, dtype=np.uint8)
+                continue
+            union |= mask_util.decode(rle)
+        aug_input = T.AugInput(image, sem_seg=union)
+        transforms = self.augmentations(aug_input)
+        image, union = aug_input.image, aug_input.sem_seg
+        keypoints = [
+            utils.transform_keypoint_annotations(a["keypoints"], transforms, image.shape[:2], self.keypoint_hflip_indices)
+            for a in annotations
+        ]
+        num_keypoints = self._num_keypoints()
+        record["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        record["person_mask"] = torch.as_tensor(np.ascontiguousarray(union))
+        record["keypoints"] = torch.as_tensor(
+            np.asarray(keypoints, dtype=np.float32).reshape(-1, num_keypoints, 3)
+        )
+        return record

@@ -11,7 +11,7 @@ from detectron2.engine import defaults as d2_defaults
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils import comm
 
-from ..data.dataset_mapper import Pose2SegDatasetMapper, ValidatingDatasetMapper
+from ..data.dataset_mapper import DensePretrainingMapper, Pose2SegDatasetMapper, ValidatingDatasetMapper
 from ..evaluation import OcclusionBucketEvaluator
 from .checkpoint import AtomicDetectionCheckpointer
 
@@ -98,7 +98,8 @@ class Pose2SegTrainer(DefaultTrainer):
 
     @classmethod
     def build_model(cls, cfg):
-        if not cfg.MODEL.WEIGHTS and cfg.MODEL.RESNETS.NORM == "FrozenBN":
+        has_backbone = cfg.MODEL.META_ARCHITECTURE != "KeypointsOnlyMasks"
+        if has_backbone and not cfg.MODEL.WEIGHTS and cfg.MODEL.RESNETS.NORM == "FrozenBN":
             logging.getLogger(__name__).warning(
                 "MODEL.WEIGHTS is empty and MODEL.RESNETS.NORM is FrozenBN: the backbone starts "
                 "from random weights it cannot normalize, and trains poorly. Give ImageNet weights "
@@ -112,8 +113,11 @@ class Pose2SegTrainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
-        # Detectron2's mapping for either model, with errors that name the file, record and field
-        mapper = (Pose2SegDatasetMapper if uses_pose2seg(cfg) else ValidatingDatasetMapper)(cfg, True)
+        # Detectron2's mapping for any model, with errors that name the file, record and field
+        if cfg.MODEL.META_ARCHITECTURE == "DenseHumanPretraining":
+            mapper = DensePretrainingMapper(cfg, True)
+        else:
+            mapper = (Pose2SegDatasetMapper if uses_pose2seg(cfg) else ValidatingDatasetMapper)(cfg, True)
         return build_detection_train_loader(cfg, mapper=mapper)
 
     @classmethod

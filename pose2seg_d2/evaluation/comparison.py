@@ -1,6 +1,7 @@
 """
-Side-by-side runs of Pose2Seg and Mask R-CNN: train (or load), evaluate by occlusion, time
-inference on the same images, and write the table and the figures.
+Side-by-side runs of Pose2Seg, Mask R-CNN and the keypoints-only reference: train (or load),
+evaluate by occlusion on several test sets, time inference on the same images, and write the
+tables and the figures.
 """
 import json
 import logging
@@ -15,7 +16,6 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog, build_detection_test_loader
 from detectron2.evaluation import inference_on_dataset
-from detectron2.utils.events import EventStorage
 
 from ..config import load_config
 from ..data.dataset_mapper import Pose2SegDatasetMapper
@@ -25,9 +25,11 @@ from .occlusion import MAX_IOU_BUCKETS, OcclusionBucketEvaluator
 
 __all__ = [
     "ModelRun",
+    "TimedModel",
     "load_config",
-    "run_model",
-    "train_keypoint_model",
+    "train_or_load",
+    "evaluate_run",
+    "keypoint_ap",
     "write_results",
     "write_figures",
     "describe_config",
@@ -40,10 +42,11 @@ logger = logging.getLogger(__name__)
 class ModelRun:
     """One row of the comparison."""
 
-    model: str  # "pose2seg" | "mask_rcnn"
+    model: str  # "pose2seg" | "mask_rcnn" | "keypoints_only"
     keypoints: str | None  # "gt" | "predicted" | None
     label: str
     config: dict
+    dataset: str = ""
     metrics: dict = field(default_factory=dict)
     ms_per_image: float = math.nan
     train_iters: int = 0
@@ -60,6 +63,7 @@ class ModelRun:
             "model": self.model,
             "keypoints": self.keypoints,
             "label": self.label,
+            "dataset": self.dataset,
             "AP": _finite_or_none(segm.get("AP")),
             "AP50": _finite_or_none(segm.get("AP50")),
             "AP75": _finite_or_none(segm.get("AP75")),
@@ -75,10 +79,42 @@ def _finite_or_none(value):
     return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
+def describe_initialization(cfg):
+    """How the model's weights start: "random", or the file of MODEL.WEIGHTS (with the sha256
+    recorded next to a packaged backbone)."""
+    weights = cfg.MODEL.WEIGHTS
+    if not weights:
+        return "random"
+    try:
+        from ..assets_path import PACKAGE_ASSETS_PREFIX, package_asset_path
+
+        if weights.startswith(PACKAGE_ASSETS_PREFIX):
+            record = os.path.splitext(package_asset_path(weights))[0] + ".json"
+            with open(record) as f:
+                digest = json.load(f).get("sha256", "")
+            return f"{weights} (sha256 {digest[:12]})" if digest else weights
+    except (OSError, ValueError):
+        pass
+    return weights
+
+
 def describe_config(cfg):
     """What the table states about a run's setting."""
+    if cfg.MODEL.META_ARCHITECTURE == "KeypointsOnlyMasks":
+        k = cfg.MODEL.KEYPOINTS_ONLY
+        return {
+            "backbone": "none (no image)",
+            "init": "nothing learned",
+            "input": f"keypoints ({cfg.MODEL.POSE2SEG.KEYPOINT_SOURCE})",
+            "train_data": "-",
+            "optimizer": "-",
+            "head": f"filled figure: arm {k.ARM_WIDTH:g}, leg/torso {k.LEG_WIDTH:g}, head {k.HEAD_RADIUS:g} x torso length",
+        }
+    frozen = cfg.MODEL.BACKBONE.FREEZE_AT
     out = {
-        "backbone": f"R-{cfg.MODEL.RESNETS.DEPTH}-FPN ({cfg.MODEL.FPN.OUT_CHANNELS} ch, {cfg.MODEL.RESNETS.NORM})",
+        "backbone": f"R-{cfg.MODEL.RESNETS.DEPTH}-FPN ({cfg.MODEL.FPN.OUT_CHANNELS} ch, {cfg.MODEL.RESNETS.NORM}"
+        + (f", stages <= {frozen} frozen)" if frozen else ")"),
+        "init": describe_initialization(cfg),
         "input": f"short side {cfg.INPUT.MIN_SIZE_TEST} (train {list(cfg.INPUT.MIN_SIZE_TRAIN)}), max {cfg.INPUT.MAX_SIZE_TEST}",
         "train_data": ", ".join(cfg.DATASETS.TRAIN),
         "optimizer": f"{cfg.SOLVER.OPTIMIZER} lr {cfg.SOLVER.BASE_LR} batch {cfg.SOLVER.IMS_PER_BATCH}",
@@ -110,14 +146,17 @@ def _without_test_sets(cfg):
 def train_or_load(cfg, weights=None):
     """
     Build the model of ``cfg`` and load ``weights``, or, without them, train it with
-    :class:`Pose2SegTrainer`.
+    :class:`Pose2SegTrainer` (DATASETS.TEST left out: the caller evaluates). A model with
+    nothing to learn (the keypoints-only reference) is only built.
 
     Returns:
         (model in eval mode, iterations trained, seconds of training); 0 and 0.0 when loaded.
     """
-    if weights:
+    cfg = _without_test_sets(cfg)
+    if weights or cfg.MODEL.META_ARCHITECTURE == "KeypointsOnlyMasks":
         model = Pose2SegTrainer.build_model(cfg)
-        DetectionCheckpointer(model).load(weights)
+        if weights:
+            DetectionCheckpointer(model).load(weights)
         return model.eval(), 0, 0.0
     trainer = Pose2SegTrainer(cfg)
     trainer.resume_or_load(resume=False)
@@ -126,50 +165,68 @@ def train_or_load(cfg, weights=None):
     return trainer.model.eval(), trainer.iter - trainer.start_iter, time.perf_counter() - start
 
 
-def run_model(run, cfg, dataset, weights=None, timing_images=50, figure_images=()):
+class TimedModel(torch.nn.Module):
     """
-    Train (unless ``weights``) and evaluate one model on ``dataset``; fills ``run``.
-
-    Returns:
-        the model.
+    Wraps a model to time its calls (synchronizing CUDA first), skipping the first
+    ``warmup`` calls: :attr:`ms_per_image` is the mean over the images of the timed calls.
     """
-    cfg = _without_test_sets(cfg)  # evaluated below, once
-    model, run.train_iters, run.train_seconds = train_or_load(cfg, weights)
 
-    evaluator = OcclusionBucketEvaluator(dataset, distributed=False, output_dir=os.path.join(cfg.OUTPUT_DIR, "eval"))
+    def __init__(self, model, warmup=2):
+        super().__init__()
+        self.model = model
+        self.warmup = warmup
+        self.calls, self.images, self.seconds = 0, 0, 0.0
+
+    def forward(self, inputs):
+        cuda = next(iter(self.model.buffers()), torch.zeros(())).is_cuda
+        if cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = self.model(inputs)
+        if cuda:
+            torch.cuda.synchronize()
+        self.calls += 1
+        if self.calls > self.warmup:
+            self.seconds += time.perf_counter() - start
+            self.images += len(inputs)
+        return out
+
+    @property
+    def ms_per_image(self):
+        return 1000.0 * self.seconds / self.images if self.images else math.nan
+
+
+def evaluate_run(run, model, cfg, dataset, figure_images=()):
+    """
+    Mask AP of ``model`` on ``dataset`` (overall and by MaxIoU bucket), its inference time per
+    image over the same images, and its predictions on ``figure_images`` (indices); fills
+    ``run`` (with ``run.dataset``).
+    """
+    run.dataset = dataset
+    evaluator = OcclusionBucketEvaluator(
+        dataset, distributed=False, output_dir=os.path.join(cfg.OUTPUT_DIR, "eval", dataset)
+    )
+    timed = TimedModel(model)
     loader = Pose2SegTrainer.build_test_loader(cfg, dataset)
-    run.metrics = inference_on_dataset(model, loader, evaluator)
-    run.ms_per_image = time_inference(model, cfg, dataset, timing_images)
+    run.metrics = inference_on_dataset(timed, loader, evaluator)
+    run.ms_per_image = timed.ms_per_image
     run.predictions = predict(model, cfg, dataset, figure_images)
-    return model
+    return run
 
 
-def train_keypoint_model(cfg, dataset, weights=None):
-    """
-    Train a Detectron2 keypoint model (unless ``weights``) and measure its keypoint AP on
-    ``dataset``.
-
-    Returns:
-        dict: ``weights`` (the file to load it from), ``iters`` and ``seconds`` of training (0
-        when loaded), ``keypoint_AP`` (COCO OKS AP in %, None if it cannot be computed).
-    """
+def keypoint_ap(model, cfg, dataset):
+    """COCO keypoint AP (OKS, %) of a Detectron2 keypoint model on ``dataset`` (None if it
+    cannot be computed)."""
     from detectron2.evaluation import COCOEvaluator
 
     from ..data.dataset_mapper import ValidatingDatasetMapper
 
-    cfg = _without_test_sets(cfg)
-    model, iters, seconds = train_or_load(cfg, weights)
-    out = {
-        "weights": weights or os.path.join(cfg.OUTPUT_DIR, "model_final.pth"),
-        "iters": iters,
-        "seconds": seconds,
-        "keypoint_AP": None,
-    }
     loader = build_detection_test_loader(cfg, dataset, mapper=ValidatingDatasetMapper(cfg, False))
-    evaluator = COCOEvaluator(dataset, tasks=("keypoints",), distributed=False, output_dir=os.path.join(cfg.OUTPUT_DIR, "eval"))
+    evaluator = COCOEvaluator(
+        dataset, tasks=("keypoints",), distributed=False, output_dir=os.path.join(cfg.OUTPUT_DIR, "eval", dataset)
+    )
     metrics = inference_on_dataset(model, loader, evaluator)
-    out["keypoint_AP"] = _finite_or_none(metrics.get("keypoints", {}).get("AP"))
-    return out
+    return _finite_or_none(metrics.get("keypoints", {}).get("AP"))
 
 
 def _mapped_inputs(cfg, dataset, indices):
@@ -179,59 +236,62 @@ def _mapped_inputs(cfg, dataset, indices):
     return [mapper(dicts[i]) for i in indices]
 
 
-def time_inference(model, cfg, dataset, num_images):
-    """Mean milliseconds of ``model([input])`` over the first ``num_images`` images (after a warm-up)."""
-    inputs = _mapped_inputs(cfg, dataset, range(min(num_images, len(DatasetCatalog.get(dataset)))))
-    if not inputs:
-        return math.nan
-    with torch.no_grad(), EventStorage():
-        model([inputs[0]])
-        start = time.perf_counter()
-        for x in inputs:
-            model([x])
-    return 1000.0 * (time.perf_counter() - start) / len(inputs)
-
-
 def predict(model, cfg, dataset, indices):
     inputs = _mapped_inputs(cfg, dataset, indices)
     with torch.no_grad():
         return [model([x])[0]["instances"].to("cpu") for x in inputs]
 
 
-def write_results(output_dir, dataset, runs, settings_note=""):
-    """results.json and results.md; returns the markdown text."""
+def _fmt(v, digits=1):
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def write_results(output_dir, datasets, runs, notes=(), extra=None):
+    """
+    results.json ({"dataset": the first of ``datasets``, "datasets", "rows" (each with its
+    "dataset"), and ``extra``'s keys) and results.md (one table per dataset, the settings, then
+    ``notes``); returns the markdown text.
+    """
     rows = [r.row() for r in runs]
     with open(os.path.join(output_dir, "results.json"), "w") as f:
-        json.dump({"dataset": dataset, "rows": rows}, f, indent=2)
-
-    def fmt(v, digits=1):
-        return "-" if v is None else f"{v:.{digits}f}"
+        json.dump({"dataset": datasets[0], "datasets": list(datasets), "rows": rows, **(extra or {})}, f, indent=2)
 
     buckets = [name for name, _, _ in MAX_IOU_BUCKETS]
     lines = [
-        f"# Pose2Seg vs Mask R-CNN on `{dataset}`",
+        "# Pose2Seg vs Mask R-CNN",
         "",
         "Mask AP (COCO protocol, %); AP by MaxIoU bucket counts only the persons of the bucket "
-        "(others ignored); time per image measured in the same run on the same images; \"-\" "
-        "train columns: weights loaded, not trained in this run.",
-        "",
-        "| model | keypoints | AP | AP50 | AP75 | " + " | ".join(f"AP MaxIoU {b}" for b in buckets)
-        + " | ms / image | train iters | train s |",
-        "|---" * (8 + len(buckets)) + "|",
+        "(others ignored); time per image measured while evaluating, on the same images for every "
+        "row; \"-\" train columns: weights loaded (or nothing learned), not trained in this run.",
     ]
+    for dataset in datasets:
+        lines += [
+            "",
+            f"## `{dataset}`",
+            "",
+            "| model | keypoints | AP | AP50 | AP75 | " + " | ".join(f"AP MaxIoU {b}" for b in buckets)
+            + " | ms / image | train iters | train s |",
+            "|---" * (8 + len(buckets)) + "|",
+        ]
+        for row in (r for r in rows if r["dataset"] == dataset):
+            lines.append(
+                f"| {row['label']} | {row['keypoints'] or '-'} | {_fmt(row['AP'])} | {_fmt(row['AP50'])} | "
+                f"{_fmt(row['AP75'])} | " + " | ".join(_fmt(row["AP_by_max_iou"][b]) for b in buckets)
+                + f" | {_fmt(row['ms_per_image'], 0)} | {row['train_iters'] or '-'} | "
+                + f"{_fmt(row['train_seconds'] or None, 0)} |"
+            )
+    lines += ["", "Settings:", ""]
+    seen, settings = set(), []
     for row in rows:
-        lines.append(
-            f"| {row['model']} | {row['keypoints'] or '-'} | {fmt(row['AP'])} | {fmt(row['AP50'])} | "
-            f"{fmt(row['AP75'])} | " + " | ".join(fmt(row["AP_by_max_iou"][b]) for b in buckets)
-            + f" | {fmt(row['ms_per_image'], 0)} | {row['train_iters'] or '-'} | "
-            + f"{fmt(row['train_seconds'] or None, 0)} |"
-        )
-    lines += ["", "Settings (the same backbone, input size, iterations and training data for every row):", ""]
-    lines += ["| model | " + " | ".join(rows[0]["config"]) + " |", "|---" * (1 + len(rows[0]["config"])) + "|"]
-    for row in rows:
-        lines.append(f"| {row['label']} | " + " | ".join(str(v) for v in row["config"].values()) + " |")
-    if settings_note:
-        lines += ["", settings_note]
+        if row["label"] not in seen:
+            seen.add(row["label"])
+            settings.append(row)
+    keys = list(dict.fromkeys(k for row in settings for k in row["config"]))
+    lines += ["| row | " + " | ".join(keys) + " |", "|---" * (1 + len(keys)) + "|"]
+    for row in settings:
+        lines.append(f"| {row['label']} | " + " | ".join(str(row["config"].get(k, "-")) for k in keys) + " |")
+    for note in notes:
+        lines += ["", note]
     text = "\n".join(lines) + "\n"
     with open(os.path.join(output_dir, "results.md"), "w") as f:
         f.write(text)
@@ -239,10 +299,12 @@ def write_results(output_dir, dataset, runs, settings_note=""):
 
 
 def write_figures(output_dir, dataset, runs, indices):
-    """One grid PNG per image (input | ground truth | one panel per run) and the AP plot."""
+    """One grid PNG per image of ``dataset`` (input | ground truth | one panel per run of that
+    dataset) and its AP-by-MaxIoU plot; the file names carry the dataset's name."""
     from detectron2.data.detection_utils import read_image
     from pycocotools import mask as mask_util
 
+    runs = [r for r in runs if r.dataset == dataset]
     metadata = MetadataCatalog.get(dataset)
     dicts = DatasetCatalog.get(dataset)
     paths = []
@@ -264,9 +326,9 @@ def write_figures(output_dir, dataset, runs, indices):
             keep = instances.scores >= 0.5
             masks = [m.numpy() for m in instances.pred_masks[keep]]
             panels.append((run.label, masks_panel(image, masks, metadata)))
-        path = os.path.join(output_dir, f"grid_{index:04d}.png")
+        path = os.path.join(output_dir, f"grid_{dataset}_{index:04d}.png")
         cv2.imwrite(path, cv2.cvtColor(titled_grid(panels), cv2.COLOR_RGB2BGR))
         paths.append(path)
-    plot_path = os.path.join(output_dir, "ap_by_max_iou.png")
+    plot_path = os.path.join(output_dir, f"ap_by_max_iou_{dataset}.png")
     plot_ap_by_max_iou([r.row() for r in runs], plot_path, title=f"Mask AP by occlusion on {dataset}")
     return paths, plot_path

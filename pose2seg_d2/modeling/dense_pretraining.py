@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
-from detectron2.structures import BitMasks, ImageList, PolygonMasks
+from detectron2.structures import ImageList
 from torch import nn
 
 from ..pose.keypoints import NUM_KEYPOINTS
@@ -21,61 +21,60 @@ from ..pose.keypoints import NUM_KEYPOINTS
 __all__ = ["DenseHumanPretraining", "person_targets", "keypoint_heatmaps"]
 
 
-def person_targets(masks, stride):
+def person_targets(union, stride):
     """
-    Person/background target of one image at a feature level.
+    Person/background targets at a feature level.
 
     Args:
-        masks (Tensor): (N, H, W) masks of the image's persons at the padded input size.
+        union (Tensor): (B, H, W) float, 1 where any person of the image is (padded input size).
         stride (int): the level's stride.
 
     Returns:
-        Tensor (ceil(H / stride), ceil(W / stride)) float32: the fraction of each feature
+        Tensor (B, ceil(H / stride), ceil(W / stride)) float32: the fraction of each feature
         pixel's stride x stride input block (clipped to the input) that shows a person.
     """
-    height, width = masks.shape[-2:]
-    if len(masks) == 0:
-        return masks.new_zeros((-(-height // stride), -(-width // stride)), dtype=torch.float32)
-    union = masks.to(torch.float32).amax(dim=0)
-    return F.avg_pool2d(union[None, None], stride, ceil_mode=True)[0, 0]
+    return F.avg_pool2d(union[:, None].float(), stride, ceil_mode=True)[:, 0]
 
 
-def keypoint_heatmaps(keypoints, size, stride, sigma):
+def keypoint_heatmaps(keypoints, batch_index, batch_size, size, stride, sigma):
     """
-    Keypoint heatmaps of one image at a feature level, all persons merged by maximum.
+    Keypoint heatmaps at a feature level, the persons of each image merged by maximum.
 
     Args:
-        keypoints (Tensor): (N, K, 3) in input-image continuous coordinates (pixel i spans
-            [i, i + 1]); v > 0 means labeled.
+        keypoints (Tensor): (P, K, 3) of all persons of the batch in input-image continuous
+            coordinates (pixel i spans [i, i + 1]); v > 0 means labeled.
+        batch_index (Tensor): (P,) long, the image of each person.
+        batch_size (int): B.
         size (tuple[int, int]): (h, w) of the feature map.
         stride (int): feature pixel j covers input [stride * j, stride * (j + 1)), its center at
             stride * (j + 0.5).
         sigma (float): the Gaussians' standard deviation in feature pixels.
 
     Returns:
-        Tensor (K, h, w) float32 in [0, 1]: exp(-d^2 / (2 sigma^2)) around each labeled
+        Tensor (B, K, h, w) float32 in [0, 1]: exp(-d^2 / (2 sigma^2)) around each labeled
         keypoint, d in feature pixels; 0 where no keypoint of that type is labeled.
     """
     h, w = size
-    num, k = keypoints.shape[:2]
-    if num == 0:
-        return keypoints.new_zeros((k, h, w), dtype=torch.float32)
+    k = keypoints.shape[1]
+    out = keypoints.new_zeros((batch_size, k, h, w), dtype=torch.float32)
+    if len(keypoints) == 0:
+        return out
     xy = keypoints[..., :2].to(torch.float32) / stride - 0.5  # feature pixel coordinates
     labeled = (keypoints[..., 2] > 0) & torch.isfinite(xy).all(dim=-1)
     xy = torch.where(labeled[..., None], xy, torch.zeros_like(xy))
     xs = torch.arange(w, dtype=torch.float32, device=keypoints.device)
     ys = torch.arange(h, dtype=torch.float32, device=keypoints.device)
-    gx = torch.exp(-((xs - xy[..., 0, None]) ** 2) / (2 * sigma**2))  # (N, K, w)
-    gy = torch.exp(-((ys - xy[..., 1, None]) ** 2) / (2 * sigma**2)) * labeled[..., None]  # (N, K, h)
-    return (gy[..., :, None] * gx[..., None, :]).amax(dim=0)
+    gx = torch.exp(-((xs - xy[..., 0, None]) ** 2) / (2 * sigma**2))  # (P, K, w)
+    gy = torch.exp(-((ys - xy[..., 1, None]) ** 2) / (2 * sigma**2)) * labeled[..., None]  # (P, K, h)
+    return out.index_reduce_(0, batch_index, gy[..., :, None] * gx[..., None, :], "amax")
 
 
 def _fit(target, size):
-    """Crop or zero-pad a (h, w) target to ``size`` (a coarse level can be one pixel larger
+    """Crop or zero-pad (B, h, w) targets to ``size`` (a coarse level can be one pixel larger
     than the padded input divided by its stride)."""
     h, w = size
-    target = target[:h, :w]
-    return F.pad(target, (0, w - target.shape[1], 0, h - target.shape[0]))
+    target = target[:, :h, :w]
+    return F.pad(target, (0, w - target.shape[2], 0, h - target.shape[1]))
 
 
 @META_ARCH_REGISTRY.register()
@@ -87,9 +86,9 @@ class DenseHumanPretraining(nn.Module):
     since keypoints cover few pixels). Supervising every level trains every FPN output conv
     that Mask R-CNN's RPN and ROI heads use.
 
-    Training inputs are Detectron2's (``image``, ``instances`` with ``gt_masks`` and
-    ``gt_keypoints``). At inference it returns ``{"sem_seg": (1 + K, H, W)}`` probabilities of
-    the finest level, upsampled to the output size.
+    Training inputs are :class:`~pose2seg_d2.data.DensePretrainingMapper`'s (``image``,
+    ``person_mask``, ``keypoints``). At inference it returns ``{"sem_seg": (1 + K, H, W)}``
+    probabilities of the finest level, upsampled to the output size.
     """
 
     @configurable
@@ -173,22 +172,13 @@ class DenseHumanPretraining(nn.Module):
             return self._inference(logits[0], images, batched_inputs)
         # unused backbone outputs stay in the graph, as DistributedDataParallel requires
         unused = sum(f.sum() for name, f in features.items() if name not in self.in_features) * 0.0
-        height, width = images.tensor.shape[-2:]
-        masks, keypoints = [], []
-        for x, (h, w) in zip(batched_inputs, images.image_sizes):
-            inst = x["instances"].to(self.device)
-            m = inst.gt_masks
-            if isinstance(m, PolygonMasks):
-                m = BitMasks.from_polygon_masks(m, h, w)
-            m = m.tensor if len(inst) else torch.zeros(0, h, w, device=self.device)
-            masks.append(F.pad(m.to(torch.float32), (0, width - m.shape[-1], 0, height - m.shape[-2])))
-            keypoints.append(inst.gt_keypoints.tensor if len(inst) else torch.zeros(0, self.num_keypoints, 3, device=self.device))
+        union, keypoints, batch_index = self._targets(batched_inputs, images)
         person_loss, keypoint_loss = 0.0, 0.0
         for level_logits, stride in zip(logits, self.strides):
             size = level_logits.shape[-2:]
             sigma = max(self.keypoint_sigma / stride, 0.75)
-            person = torch.stack([_fit(person_targets(m, stride), size) for m in masks])
-            heat = torch.stack([keypoint_heatmaps(k, size, stride, sigma) for k in keypoints])
+            person = _fit(person_targets(union, stride), size)
+            heat = keypoint_heatmaps(keypoints, batch_index, len(union), size, stride, sigma)
             level_logits = level_logits.float()
             person_loss = person_loss + F.binary_cross_entropy_with_logits(level_logits[:, 0], person)
             weight = 1.0 + self.keypoint_positive_weight * heat
@@ -198,6 +188,19 @@ class DenseHumanPretraining(nn.Module):
             "loss_person": person_loss / n + unused,
             "loss_keypoint_heatmaps": self.keypoint_loss_weight * keypoint_loss / n,
         }
+
+    def _targets(self, batched_inputs, images):
+        """(B, H, W) union of the persons' masks at the padded size; all persons' keypoints
+        (P, K, 3) and their image index (P,)."""
+        height, width = images.tensor.shape[-2:]
+        union = torch.zeros(len(batched_inputs), height, width, device=self.device)
+        for i, x in enumerate(batched_inputs):
+            m = x["person_mask"]
+            union[i, : m.shape[0], : m.shape[1]] = m.to(self.device)
+        keypoints = torch.cat([x["keypoints"].reshape(-1, self.num_keypoints, 3) for x in batched_inputs])
+        counts = torch.tensor([len(x["keypoints"]) for x in batched_inputs])
+        batch_index = torch.repeat_interleave(torch.arange(len(counts)), counts)
+        return union, keypoints.to(self.device), batch_index.to(self.device)
 
     def _inference(self, logits, images, batched_inputs):
         results = []

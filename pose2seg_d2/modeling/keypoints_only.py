@@ -64,12 +64,26 @@ def person_scales(keypoints):
     return torch.where(has_s & has_h & (torso > 0), torso, box_side / 3).clamp(min=1.0)
 
 
-def _segment_distance(points, a, b):
-    """Distance of points (P, 2) to segments a -> b (S, 2): (S, P)."""
+def _segment_distances(xs, ys, a, b):
+    """
+    Squared distances of the pixel centers (xs, ys) to segments a -> b.
+
+    Args:
+        xs (Tensor): (W,) x of the pixel centers; ys (Tensor): (H,).
+        a, b (Tensor): (..., 2) segment ends (a segment of length 0 is a point).
+
+    Returns:
+        Tensor (..., H, W).
+    """
     ab = b - a
-    t = ((points[None] - a[:, None]) * ab[:, None]).sum(-1) / (ab * ab).sum(-1, keepdim=True).clamp(min=1e-12)
-    closest = a[:, None] + t.clamp(0, 1)[..., None] * ab[:, None]
-    return torch.linalg.vector_norm(points[None] - closest, dim=-1)
+    length2 = (ab * ab).sum(-1).clamp(min=1e-12)[..., None, None]
+    dx0 = xs - a[..., 0, None]  # (..., W): pixel minus start
+    dy0 = ys - a[..., 1, None]  # (..., H)
+    t = (dx0[..., None, :] * ab[..., 0, None, None] + dy0[..., :, None] * ab[..., 1, None, None]) / length2
+    t = t.clamp(0, 1)
+    dx = dx0[..., None, :] - t * ab[..., 0, None, None]
+    dy = dy0[..., :, None] - t * ab[..., 1, None, None]
+    return dx * dx + dy * dy
 
 
 def figure_distances(keypoints, image_size):
@@ -94,24 +108,20 @@ def figure_distances(keypoints, image_size):
         return out
     labeled = labeled_mask(keypoints)
     xy = torch.where(labeled[..., None], keypoints[..., :2], torch.zeros_like(keypoints[..., :2])).float()
-    scales = person_scales(keypoints)
-    ys, xs = torch.meshgrid(
-        torch.arange(h, device=keypoints.device, dtype=torch.float32) + 0.5,
-        torch.arange(w, device=keypoints.device, dtype=torch.float32) + 0.5,
-        indexing="ij",
-    )
-    pixels = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1)  # (H * W, 2)
+    scales = person_scales(keypoints)[:, None, None]
+    xs = torch.arange(w, device=keypoints.device, dtype=torch.float32) + 0.5
+    ys = torch.arange(h, device=keypoints.device, dtype=torch.float32) + 0.5
+    inf = torch.tensor(float("inf"), device=keypoints.device)
     for channel, part in enumerate(("arms", "legs_and_torso")):
         pairs = torch.tensor(FIGURE_PARTS[part], device=keypoints.device)
         present = labeled[:, pairs[:, 0]] & labeled[:, pairs[:, 1]]  # (N, S)
-        a, b = xy[:, pairs[:, 0]].reshape(-1, 2), xy[:, pairs[:, 1]].reshape(-1, 2)
-        d = _segment_distance(pixels, a, b).reshape(num, len(pairs), h * w)
-        d = torch.where(present[..., None], d, torch.full_like(d, float("inf"))).amin(1)
-        out[:, channel] = (d / scales[:, None]).reshape(num, h, w)
+        d2 = _segment_distances(xs, ys, xy[:, pairs[:, 0]], xy[:, pairs[:, 1]])  # (N, S, H, W)
+        d2 = torch.where(present[..., None, None], d2, inf).amin(dim=1)
+        out[:, channel] = d2.sqrt() / scales
     face = labeled[:, _FACE].float()
-    head = (xy[:, _FACE] * face[..., None]).sum(1) / face.sum(1, keepdim=True).clamp(min=1)
-    d = torch.linalg.vector_norm(pixels[None] - head[:, None], dim=-1) / scales[:, None]
-    out[:, 2] = torch.where(face.sum(1, keepdim=True) > 0, d, torch.full_like(d, float("inf"))).reshape(num, h, w)
+    head = (xy[:, _FACE] * face[..., None]).sum(1) / face.sum(1, keepdim=True).clamp(min=1)  # (N, 2)
+    d2 = (xs - head[:, 0, None])[:, None, :] ** 2 + (ys - head[:, 1, None])[:, :, None] ** 2
+    out[:, 2] = torch.where(face.sum(1)[:, None, None] > 0, d2.sqrt() / scales, inf)
     return out
 
 
