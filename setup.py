@@ -13,7 +13,7 @@ setup(
     description="Pose2Seg: pose-based, detection-free human instance segmentation on Detectron2",
     python_requires=">=3.10",
     packages=find_packages(include=["pose2seg_d2", "pose2seg_d2.*"]),
-    package_data={"pose2seg_d2": ["assets/*.json"]},
+    package_data={"pose2seg_d2": ["assets/*.json", "assets/backbones/*.json", "assets/backbones/*.pth"]},
     install_requires=[
         "torch>=2.0",
         "torchvision>=0.15",

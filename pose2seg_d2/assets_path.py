@@ -17,7 +17,7 @@ _ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 
 # what to do when a shipped file is missing (a checkout without it, or a name of one's own)
 _HOW_TO_MAKE = {
-    "backbones/R_18_FPN_synthetic_dense.pth": "python tools/pretrain_backbone.py (see datasets/README.md)",
+    "backbones/R_18_FPN_synthetic_dense.pth": "python tools/pretrain_backbone.py (README.md, 'The synthetic backbone')",
 }
 
 

@@ -4,6 +4,7 @@ import sys
 
 import cv2
 import pytest
+import torch
 
 from pose2seg_d2.evaluation.figures import PANEL_GAP, TITLE_HEIGHT
 
@@ -14,9 +15,10 @@ sys.path.insert(0, os.path.join(REPO, "tools"))
 import compare  # noqa: E402
 
 
-def test_compare_writes_table_json_grids_and_plot(tmp_path):
+def test_compare_writes_tables_json_grids_and_plots_for_every_test_set(tmp_path):
     root = tmp_path / "tiny"
     register_tiny_person_dataset("tiny_compare", str(root), num_images=4, size=(96, 128))
+    register_tiny_person_dataset("tiny_compare_b", str(tmp_path / "tiny_b"), num_images=3, size=(96, 128), seed=5)
     templates = write_templates(str(tmp_path / "templates.json"))
     out = tmp_path / "out"
     opts = [
@@ -25,27 +27,34 @@ def test_compare_writes_table_json_grids_and_plot(tmp_path):
         "INPUT.MIN_SIZE_TEST", "96", "INPUT.MAX_SIZE_TEST", "160",
         "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.POSE2SEG.TEMPLATES_FILE", templates,
         "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0", "SOLVER.WARMUP_ITERS", "0",
-        # an untrained keypoint model must still give persons, for the third row to be exercised
+        # random weights: the packaged backbone has another FPN width
+        "MODEL.WEIGHTS", "", "MODEL.BACKBONE.FREEZE_AT", "0",
+        # an untrained keypoint model must still give persons, for the images-alone row to be exercised
         "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0", "TEST.DETECTIONS_PER_IMAGE", "3",
         "MODEL.POSE2SEG.KEYPOINT_CONFIDENCE_THRESHOLD", "-1e9",
     ]  # fmt: skip
     runs = compare.main([
         "--pose2seg-config", os.path.join(REPO, "configs/synthetic/pose2seg_R_18_FPN_synthetic.yaml"),
         "--mask-rcnn-config", os.path.join(REPO, "configs/synthetic/mask_rcnn_R_18_FPN_synthetic.yaml"),
-        "--dataset", "tiny_compare", "--output-dir", str(out), "--max-iter", "3",
+        "--datasets", "tiny_compare", "tiny_compare_b", "--output-dir", str(out), "--max-iter", "3",
         "--keypoint-config", os.path.join(REPO, "configs/synthetic/keypoint_rcnn_R_18_FPN_synthetic.yaml"),
         "--keypoint-max-iter", "2",
-        "--timing-images", "2", "--num-figures", "2", "--opts", *opts,
+        "--keypoints-only-config", os.path.join(REPO, "configs/synthetic/keypoints_only_synthetic.yaml"),
+        "--fit-dataset", "tiny_compare", "--seed", "5",
+        "--num-figures", "2", "--opts", *opts,
     ])  # fmt: skip
-    assert [(r.model, r.keypoints) for r in runs] == [("mask_rcnn", None), ("pose2seg", "gt"), ("pose2seg", "predicted")]
-    # the third row: one Pose2Seg mask per person the trained keypoint model finds (every one of
+    kinds = [("mask_rcnn", None), ("pose2seg", "gt"), ("pose2seg", "predicted"), ("keypoints_only", "gt")]
+    assert [(r.dataset, r.model, r.keypoints) for r in runs] == [(d, *k) for d in ("tiny_compare", "tiny_compare_b") for k in kinds]
+    # the images-alone row: one Pose2Seg mask per person the trained keypoint model finds (every one of
     # its detections: score and keypoint thresholds are off; same input size)
     from detectron2.data import DatasetCatalog
     from detectron2.engine import DefaultPredictor
 
     from pose2seg_d2.config import load_config
+    from pose2seg_d2.modeling import figure_masks
 
     keypoint_cfg = load_config(str(out / "keypoint_model" / "config.yaml"))
+    assert keypoint_cfg.SEED == 5
     keypoint_cfg.MODEL.WEIGHTS = str(out / "keypoint_model" / "model_final.pth")
     predictor = DefaultPredictor(keypoint_cfg)
     records = DatasetCatalog.get("tiny_compare")[:2]
@@ -54,27 +63,43 @@ def test_compare_writes_table_json_grids_and_plot(tmp_path):
     assert all(0 <= n <= 3 for n in persons)
 
     results = json.loads((out / "results.json").read_text())
-    assert results["dataset"] == "tiny_compare"
-    assert [(r["model"], r["keypoints"]) for r in results["rows"]] == [
-        ("mask_rcnn", None), ("pose2seg", "gt"), ("pose2seg", "predicted")]  # fmt: skip
-    # the third row's train columns are the keypoint model's
-    assert [r["train_iters"] for r in results["rows"]] == [3, 3, 2]
+    assert results["dataset"] == "tiny_compare" and results["datasets"] == ["tiny_compare", "tiny_compare_b"]
+    assert [(r["dataset"], r["model"], r["keypoints"]) for r in results["rows"]] == [
+        (d, *k) for d in ("tiny_compare", "tiny_compare_b") for k in kinds]  # fmt: skip
+    # the images-alone row's train columns are the keypoint model's; the reference learns nothing
+    assert [r["train_iters"] for r in results["rows"][:4]] == [3, 3, 2, 0]
     for row in results["rows"]:
-        assert row["train_seconds"] > 0 and row["ms_per_image"] > 0
+        assert row["ms_per_image"] > 0 and (row["train_seconds"] > 0) == (row["model"] != "keypoints_only")
         assert set(row["AP_by_max_iou"]) == {"0.00-0.50", "0.50-0.75", "0.75-1.00"}
         for key in ("AP", "AP50", "AP75"):
             assert row[key] is None or 0 <= row[key] <= 100
-        assert row["config"]["backbone"].startswith("R-18-FPN") and row["config"]["iterations"] == 3
+        if row["model"] != "keypoints_only":
+            assert row["config"]["backbone"].startswith("R-18-FPN") and row["config"]["iterations"] == 3
+            assert row["config"]["init"] == "random"
+    # the reference's widths were chosen on the fit set, and its masks are the figures they draw
+    fit = results["keypoints_only_fit"]
+    assert fit["dataset"] == "tiny_compare" and 0 <= fit["AP"] <= 100
+    widths = (fit["ARM_WIDTH"], fit["LEG_WIDTH"], fit["HEAD_RADIUS"])
+    assert f"arm {widths[0]:g}, leg/torso {widths[1]:g}, head {widths[2]:g}" in results["rows"][3]["config"]["head"]
+    record = DatasetCatalog.get("tiny_compare")[0]
+    gt = torch.tensor([a["keypoints"] for a in record["annotations"]], dtype=torch.float32).reshape(-1, 17, 3)
+    drawn = figure_masks(gt, (record["height"], record["width"]), *widths)
+    predicted = runs[3].predictions[0].pred_masks
+    assert predicted.shape == drawn.shape and (predicted == drawn).float().mean() > 0.99  # the 96 -> 96 px input
+    assert set(results["keypoint_model"]["keypoint_AP"]) == {"tiny_compare", "tiny_compare_b"}
     table = (out / "results.md").read_text()
-    assert "| mask_rcnn | - |" in table and "| pose2seg | gt |" in table and "| pose2seg | predicted |" in table
-    assert "keypoint AP" in table
+    assert "## `tiny_compare`" in table and "## `tiny_compare_b`" in table
+    assert "| Mask R-CNN | - |" in table and "| Pose2Seg | gt |" in table
+    assert "| Pose2Seg (images alone) | predicted |" in table and "| Keypoints only | gt |" in table
+    assert "keypoint AP" in table and "widths chosen on `tiny_compare`" in table
 
-    for index in (0, 1):
-        grid = cv2.imread(str(out / f"grid_{index:04d}.png"))
-        assert grid is not None, "not a readable PNG"
-        assert grid.shape == (96 + TITLE_HEIGHT, 5 * 128 + 4 * PANEL_GAP, 3)
-    plot = cv2.imread(str(out / "ap_by_max_iou.png"))
-    assert plot is not None and plot.shape == (400, 640, 3)
+    for dataset in ("tiny_compare", "tiny_compare_b"):
+        for index in (0, 1):
+            grid = cv2.imread(str(out / f"grid_{dataset}_{index:04d}.png"))
+            assert grid is not None, "not a readable PNG"
+            assert grid.shape == (96 + TITLE_HEIGHT, 6 * 128 + 5 * PANEL_GAP, 3)
+        plot = cv2.imread(str(out / f"ap_by_max_iou_{dataset}.png"))
+        assert plot is not None and plot.shape == (400, 640, 3)
 
 
 def test_compare_requires_its_arguments():

@@ -25,6 +25,7 @@ from .test_ochuman import make_native
 NAMES = [
     "ochuman_val", "ochuman_test", "coco_persons_train", "coco_persons_val",
     "synthetic_occluded_train", "synthetic_occluded_val", "synthetic_occluded_test",
+    "synthetic_occluded_all_levels",
 ]  # fmt: skip
 
 
@@ -52,8 +53,9 @@ def datasets_root(tmp_path_factory):
         for im in persons["images"]:
             cv2.imwrite(str(coco_dir / f"{split}2017" / im["file_name"]), rng.integers(0, 255, (80, 60, 3), dtype=np.uint8))
     generate_synthetic_dataset(
-        str(root / "synthetic_occluded"), seed=0, num_train=3, num_val=2, num_test=2, progress=False, verbose=False
-    )
+        str(root / "synthetic_occluded"), seed=0, num_train=3, num_val=2, num_test=2, num_all_levels=2,
+        progress=False, verbose=False,
+    )  # fmt: skip
     return root
 
 
@@ -200,7 +202,7 @@ def test_synthetic_generated_on_first_use(tmp_path, monkeypatch):
 
     def small(root):  # the registered loader's call, with tiny counts
         calls.append(root)
-        return ensure_synthetic_dataset(root, num_train=2, num_val=2, num_test=1, progress=False, verbose=False)
+        return ensure_synthetic_dataset(root, num_train=2, num_val=2, num_test=1, num_all_levels=1, progress=False, verbose=False)
 
     monkeypatch.setattr(builtin, "ensure_synthetic_dataset", small)
     try:

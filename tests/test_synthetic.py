@@ -21,7 +21,8 @@ from pose2seg_d2.data.synthetic import (
 from pose2seg_d2.pose.keypoints import COCO_PERSON_KEYPOINT_NAMES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COUNTS = dict(num_train=10, num_val=16, num_test=16)
+COUNTS = dict(num_train=40, num_val=16, num_test=16, num_all_levels=24)
+SIZES = (40, 16, 16, 24)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def by_image(coco):
 def test_layout_and_format(dataset):
     root, stats = dataset
     assert is_synthetic_dataset_complete(root)
-    for split, n in zip(SPLITS, (10, 16, 16)):
+    for split, n in zip(SPLITS, SIZES):
         coco = load(root, split)
         assert len(coco["images"]) == n == stats[split]["images"]
         cat = coco["categories"][0]
@@ -83,7 +84,7 @@ def test_deterministic_by_seed(dataset, tmp_path):
     # image i depends only on (seed, split, i): fewer images are a prefix; another seed differs
     for seed, same in ((3, True), (4, False)):
         small = tmp_path / f"seed{seed}"
-        generate_synthetic_dataset(str(small), seed=seed, progress=False, verbose=False, num_train=0, num_val=0, num_test=3)
+        generate_synthetic_dataset(str(small), seed=seed, progress=False, verbose=False, num_train=0, num_val=0, num_test=3, num_all_levels=0)
         for name in sorted(os.listdir(small / "images" / "test")):
             equal = filecmp.cmp(str(small / "images" / "test" / name), os.path.join(root, "images", "test", name), shallow=False)
             assert equal == same
@@ -101,6 +102,13 @@ def test_max_iou_statistics(dataset):
     assert stats["test"]["mean_max_iou"] == pytest.approx(test.mean())
     val = np.array([a["max_iou"] for a in load(root, "val")["annotations"]])
     assert (val >= 0.5).any() and (val < 0.5).any()  # val mixes easy and occluded persons
+    # all_levels (the COCOPersons-val analogue) has persons in every bucket of the evaluator
+    levels = np.array([a["max_iou"] for a in load(root, "all_levels")["annotations"]])
+    assert (levels < 0.5).any() and ((levels >= 0.5) & (levels < 0.75)).any() and (levels >= 0.75).any()
+    assert stats["all_levels"]["persons_by_max_iou"]["0.00-0.50"] == int((levels < 0.5).sum())
+    # train is COCO-like: heavy overlaps are rare (4 % of its scenes are occluded groups)
+    train = np.array([a["max_iou"] for a in load(root, "train")["annotations"]])
+    assert (train >= 0.5).mean() < 0.15 and train.mean() < 0.3
 
 
 def test_masks_disjoint_and_keypoint_codes_agree(dataset):
@@ -133,9 +141,33 @@ def test_masks_disjoint_and_keypoint_codes_agree(dataset):
     assert counts[1] > 0 and counts[2] > 0
 
 
+def test_figures_vary_in_outfit_and_build(dataset):
+    root, stats = dataset
+    figures = [a["figure"] for split in SPLITS for a in load(root, split)["annotations"]]
+    assert {f["outfit"] for f in figures} == {"shirt_pants", "dress", "skirt", "coat"}
+    assert {f["hair"] for f in figures} == {"short", "long", "bun"}
+    assert any(f["hat"] for f in figures) and {f["bag"] for f in figures} >= {"none", "shoulder", "backpack"}
+    builds = np.array([[f["build"], f["arm_width"], f["leg_width"]] for f in figures])
+    assert builds.std(axis=0).min() > 0.05  # every width varies per person
+    assert 0 < stats["train"]["share_bag_or_hat"] < 1 and abs(sum(stats["train"]["share_outfit"].values()) - 1) < 1e-9
+
+
+def test_an_older_generator_version_is_generated_anew(tmp_path):
+    root = tmp_path / "synthetic_occluded"
+    ensure_synthetic_dataset(str(root), seed=1, num_train=2, num_val=1, num_test=1, num_all_levels=1, progress=False, verbose=False)
+    record = json.loads((root / "generation.json").read_text())
+    record["version"] = 1
+    (root / "generation.json").write_text(json.dumps(record))
+    (root / "images" / "train" / "stale.png").write_bytes(b"")
+    assert not is_synthetic_dataset_complete(str(root))
+    ensure_synthetic_dataset(str(root), seed=1, num_train=2, num_val=1, num_test=1, num_all_levels=1, progress=False, verbose=False)
+    assert is_synthetic_dataset_complete(str(root))
+    assert sorted(os.listdir(root / "images" / "train")) == ["000000.png", "000001.png"]
+
+
 def test_ensure_generates_once(tmp_path):
     root = tmp_path / "synthetic_occluded"
-    ensure_synthetic_dataset(str(root), seed=1, num_train=2, num_val=1, num_test=1, progress=False, verbose=False)
+    ensure_synthetic_dataset(str(root), seed=1, num_train=2, num_val=1, num_test=1, num_all_levels=1, progress=False, verbose=False)
     assert is_synthetic_dataset_complete(str(root))
     assert [p.name for p in tmp_path.iterdir()] == ["synthetic_occluded"]  # the temporary folder is gone
     stamp = os.path.getmtime(root / "annotations" / "train.json")
@@ -149,10 +181,11 @@ def test_cli(tmp_path):
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     out = tmp_path / "s"
-    args = ["--output-dir", str(out), "--seed", "2", "--num-train", "2", "--num-val", "1", "--num-test", "1", "--no-progress"]
+    args = ["--output-dir", str(out), "--seed", "2", "--num-train", "2", "--num-val", "1", "--num-test", "1",
+            "--num-all-levels", "3", "--no-progress"]  # fmt: skip
     assert script.main(args) == 0
-    assert len(os.listdir(out / "images" / "train")) == 2
-    assert json.loads((out / "generation.json").read_text())["counts"] == {"train": 2, "val": 1, "test": 1}
+    assert len(os.listdir(out / "images" / "train")) == 2 and len(os.listdir(out / "images" / "all_levels")) == 3
+    assert json.loads((out / "generation.json").read_text())["counts"] == {"train": 2, "val": 1, "test": 1, "all_levels": 3}
 
 
 def test_workers_do_not_deadlock_when_opencv_threads_run(tmp_path):

@@ -206,7 +206,8 @@ def evaluate_run(run, model, cfg, dataset, figure_images=()):
     evaluator = OcclusionBucketEvaluator(
         dataset, distributed=False, output_dir=os.path.join(cfg.OUTPUT_DIR, "eval", dataset)
     )
-    timed = TimedModel(model)
+    # in eval mode: inference_on_dataset restores the wrapper's mode, and with it the model's
+    timed = TimedModel(model).eval()
     loader = Pose2SegTrainer.build_test_loader(cfg, dataset)
     run.metrics = inference_on_dataset(timed, loader, evaluator)
     run.ms_per_image = timed.ms_per_image
