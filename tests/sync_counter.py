@@ -41,9 +41,10 @@ What is counted (``syncs``, by kind and call):
 on CUDA they raise ("expected all tensors to be on the same device"); 0-dim host tensors mix
 freely, as CPU scalars do on CUDA.
 
-``device_calls`` counts every call that touches device data (metadata such as ``.shape``,
-``.dim()`` or ``len()`` excluded): a proxy of kernel launches, which must not grow with the
-number of persons either. ``host_calls`` counts the calls on host data alone.
+``device_calls`` counts every call that touches device data and makes new data or writes
+some (metadata such as ``.shape``, ``.dim()`` or ``len()`` excluded, and views, counted in
+``device_views``): a proxy of kernel launches, which must not grow with the number of persons
+either. ``host_calls`` counts the calls on host data alone.
 """
 import collections
 import os
@@ -89,6 +90,15 @@ def _in_place(name):
     if name.startswith("__"):
         return name == "__setitem__" or (name.startswith("__i") and name not in ("__index__", "__int__", "__invert__"))
     return name.endswith("_")
+
+
+def _aliases(result, inputs):
+    """Every tensor of ``result`` shares the memory of one of ``inputs`` (views, no-op .to())."""
+    outputs = _tensors(result)
+    if not outputs:
+        return False
+    pointers = {t.untyped_storage().data_ptr() for t in inputs if t.numel()}
+    return all(t.numel() == 0 or t.untyped_storage().data_ptr() in pointers for t in outputs)
 
 
 def _tensors(obj, out=None):
@@ -147,6 +157,7 @@ class HostSyncCounter(TorchFunctionMode):
         self.syncs = collections.Counter()  # (kind, call) -> count
         self.mismatches = collections.Counter()
         self.device_calls = collections.Counter()
+        self.device_views = collections.Counter()
         self.host_calls = collections.Counter()
         self.locations = collections.defaultdict(collections.Counter)  # (kind, call) -> {frame: n}
 
@@ -162,7 +173,8 @@ class HostSyncCounter(TorchFunctionMode):
     def report(self):
         """A readable account of what was counted, with where each sync was made."""
         lines = [f"{self.total_syncs} syncs, {sum(self.mismatches.values())} device mismatches, "
-                 f"{self.total_device_calls} device calls, {sum(self.host_calls.values())} host calls"]  # fmt: skip
+                 f"{self.total_device_calls} device calls, {sum(self.device_views.values())} views, "
+                 f"{sum(self.host_calls.values())} host calls"]  # fmt: skip
         for key, n in sorted(self.syncs.items()):
             places = ", ".join(f"{p} x{c}" for p, c in self.locations[key].most_common(4))
             lines.append(f"  sync {key[0]} {key[1]} x{n}: {places}")
@@ -335,11 +347,14 @@ class HostSyncCounter(TorchFunctionMode):
             elif device_kwarg is not None:
                 result_residency = "host" if device_kwarg in TO_HOST_STRINGS else "device"
 
+        result = func(*args, **kwargs)
         if result_residency == "device" or device_inputs:
-            self.device_calls[name] += 1
+            if _in_place(name) or "out" in kwargs or not _aliases(result, inputs):
+                self.device_calls[name] += 1
+            else:
+                self.device_views[name] += 1  # a view of an input: no kernel
         else:
             self.host_calls[name] += 1
-        result = func(*args, **kwargs)
         if "out" in kwargs or _in_place(name):
             return result  # the tensors keep their residency
         if result is self_tensor and name in ("to", "cuda", "cpu") and self.is_host(result) != (result_residency == "host"):

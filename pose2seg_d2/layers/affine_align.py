@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..utils import to_device
+from ..utils import device_constant, to_device
 
 __all__ = ["affine_align", "AffineAlign", "bilinear_taps", "safe_inverse", "window_to_source_coordinates"]
 
@@ -79,21 +79,23 @@ def bilinear_taps(source, height, width):
     # Points further out than one pixel beyond the map have only outside neighbors: moving them
     # to two pixels beyond changes no weight and keeps the integer conversion in range.
     finite = torch.isfinite(source).all(dim=-1, keepdim=True)
-    upper = to_device(torch.tensor([width + 1.0, height + 1.0], dtype=source.dtype), source.device)
-    source = torch.minimum(torch.where(finite, source, -2.0).clamp(min=-2.0), upper)
+    size = to_device(torch.tensor([width, height]), source.device)  # (x, y) bounds
+    source = torch.minimum(torch.where(finite, source, -2.0).clamp(min=-2.0), size + 1.0)
     base = source.floor()
-    frac = source - base
-    x0, y0 = base[..., 0].long(), base[..., 1].long()
-    fx, fy = frac[..., 0], frac[..., 1]
-    index, weight = [], []
-    for dy in (0, 1):
-        for dx in (0, 1):
-            x, y = x0 + dx, y0 + dy
-            inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
-            w = (fx if dx else 1 - fx) * (fy if dy else 1 - fy)
-            index.append(y.clamp(0, height - 1) * width + x.clamp(0, width - 1))
-            weight.append(torch.where(inside, w, torch.zeros_like(w)))
-    return torch.stack(index, dim=-1), torch.stack(weight, dim=-1)
+    frac = source[..., None, :] - base[..., None, :]  # (..., 1, 2)
+    # the four taps at once, (dx, dy) = (0, 0), (1, 0), (0, 1), (1, 1): few, larger kernels
+    offsets = device_constant(_TAPS, torch.long, source.device)  # (4, 2)
+    taps = base.long()[..., None, :] + offsets  # (..., 4, 2)
+    inside = ((taps >= 0) & (taps < size)).all(dim=-1)
+    taps = torch.minimum(taps.clamp(min=0), size - 1)
+    index = taps[..., 1] * width + taps[..., 0]
+    factors = torch.where(offsets == 1, frac, 1 - frac)  # fx or 1 - fx, fy or 1 - fy
+    weight = factors[..., 0] * factors[..., 1]
+    return index, torch.where(inside, weight, 0.0)
+
+
+# (dx, dy) of the four bilinear taps, in the order of bilinear_taps' last axis
+_TAPS = ((0, 0), (1, 0), (0, 1), (1, 1))
 
 
 def affine_align(features, matrices, batch_index, output_size, check_batch_index=True):

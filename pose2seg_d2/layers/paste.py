@@ -1,4 +1,6 @@
 """Warping per-person window predictions back into the image (SPEC §2.7)."""
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
@@ -6,7 +8,7 @@ from ..utils import device_constant, to_device
 from .affine_align import safe_inverse
 from .boxes import boxes_from_masks
 
-__all__ = ["warp_windows_to_image", "paste_masks", "window_footprints", "crop_sizes"]
+__all__ = ["warp_windows_to_image", "paste_masks", "paste_masks_per_image", "window_footprints", "crop_sizes"]
 
 
 def window_footprints(image_from_window, window_size, image_size):
@@ -41,6 +43,33 @@ def window_footprints(image_from_window, window_size, image_size):
     return low, high
 
 
+class _Footprints(NamedTuple):
+    """What the warp-back of a set of windows needs of their matrices, computed once."""
+
+    image_from_window: torch.Tensor  # (N, 3, 3) float64, NaN where unusable
+    usable: torch.Tensor  # (N,) bool
+    low: torch.Tensor  # (N, 2) long (x, y), see window_footprints
+    high: torch.Tensor
+
+    @classmethod
+    def of(cls, window_from_image, window_size, image_size):
+        image_from_window, usable = safe_inverse(window_from_image)
+        return cls(image_from_window, usable, *window_footprints(image_from_window, window_size, image_size))
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return _Footprints(*(t[index] for t in self))
+        return tuple.__getitem__(self, index)
+
+    def largest(self, batch_index, num_images):
+        """The largest footprint (height, width) of each image's windows, at least 1 x 1, read
+        on the host: one synchronization for all the images."""
+        extent = (self.high - self.low).flip(-1)  # (N, 2) as (h, w)
+        largest = extent.new_ones((num_images, 2))
+        largest = largest.scatter_reduce(0, batch_index[:, None].expand(-1, 2), extent, "amax")
+        return [tuple(s) for s in largest.tolist()]
+
+
 def crop_sizes(window_from_image, window_size, image_sizes, batch_index, num_images):
     """
     The crop size to warp each image's windows back with: the largest footprint
@@ -58,15 +87,10 @@ def crop_sizes(window_from_image, window_size, image_sizes, batch_index, num_ima
     Returns:
         list[tuple[int, int]]: B crop sizes (height, width), each within its image's size.
     """
-    image_from_window, _ = safe_inverse(window_from_image)
-    low, high = window_footprints(image_from_window, window_size, image_sizes)
-    extent = (high - low).flip(-1)  # (N, 2) as (h, w)
-    largest = extent.new_ones((num_images, 2))
-    largest = largest.scatter_reduce(0, batch_index[:, None].expand(-1, 2), extent, "amax")
-    return [tuple(s) for s in largest.tolist()]
+    return _Footprints.of(window_from_image, window_size, image_sizes).largest(batch_index, num_images)
 
 
-def _sample_crops(windows, window_from_image, image_size, crop_size):
+def _sample_crops(windows, window_from_image, image_size, crop_size, footprints):
     """
     Each window bilinearly sampled over a crop of the image of size ``crop_size`` that holds
     its footprint and lies inside the image.
@@ -81,12 +105,10 @@ def _sample_crops(windows, window_from_image, image_size, crop_size):
     if not (1 <= crop_h <= height and 1 <= crop_w <= width):
         raise ValueError(f"crop size {tuple(crop_size)} must lie within the image size {tuple(image_size)}")
     device = windows.device
-    image_from_window, usable = safe_inverse(window_from_image)
-    low, _ = window_footprints(image_from_window, (h, w), (height, width))
     # Move each crop left and up until it lies inside the image: it still holds the footprint
     # (no wider than the crop), and every crop pixel is an image pixel, so pasting needs no
     # clipping.
-    low = torch.minimum(low, to_device(torch.tensor([width - crop_w, height - crop_h]), device))
+    low = torch.minimum(footprints.low, to_device(torch.tensor([width - crop_w, height - crop_h]), device))
 
     # window_from_crop: crop pixel (x, y) is image pixel (x + low_x, y + low_y). grid_sample's
     # normalized coordinates (align_corners=False) of window pixel u are (2u + 1) / size - 1.
@@ -99,7 +121,7 @@ def _sample_crops(windows, window_from_image, image_size, crop_size):
     # could overflow the windows' dtype (absurd matrices: 1e30 window sizes per image pixel).
     extent = to_device(torch.tensor([float(crop_w), float(crop_h), 1.0], dtype=torch.float64), device)
     bound = (grid_from_crop.abs() * extent).sum(dim=2)  # (N, 2)
-    usable = usable & (bound < 1e30).all(dim=1)
+    usable = footprints.usable & (bound < 1e30).all(dim=1)
     outside = device_constant(((0.0, 0.0, -2.0), (0.0, 0.0, -2.0)), torch.float64, device)
     grid_from_crop = torch.where(usable[:, None, None], grid_from_crop, outside)
     xs = torch.arange(crop_w, dtype=torch.float64, device=device)
@@ -151,11 +173,10 @@ def warp_windows_to_image(windows, window_from_image, image_size, crop_size=None
     out = windows.new_zeros((num, height * width))
     if num == 0:
         return out.view(num, height, width)
+    footprints = _Footprints.of(window_from_image, (h, w), (height, width))
     if crop_size is None:
-        sizes = to_device(torch.tensor([height, width]), windows.device).expand(num, 2)
-        batch_index = torch.zeros(num, dtype=torch.long, device=windows.device)
-        crop_size = crop_sizes(window_from_image, (h, w), sizes, batch_index, 1)[0]
-    crops, low = _sample_crops(windows, window_from_image, (height, width), crop_size)
+        crop_size = footprints.largest(torch.zeros(num, dtype=torch.long, device=windows.device), 1)[0]
+    crops, low = _sample_crops(windows, window_from_image, (height, width), crop_size, footprints)
     return _paste(crops, low, (height, width), out)
 
 
@@ -178,13 +199,53 @@ def paste_masks(windows, window_from_image, image_size, threshold, crop_size=Non
         raise ValueError(f"paste_masks: the threshold must be > 0, got {threshold}")
     num, h, w = windows.shape
     height, width = int(image_size[0]), int(image_size[1])
-    out = torch.zeros((num, height * width), dtype=torch.bool, device=windows.device)
     if num == 0:
-        return out.view(num, height, width), torch.zeros(0, 4, device=windows.device)
+        return torch.zeros((0, height, width), dtype=torch.bool, device=windows.device), torch.zeros(0, 4, device=windows.device)
+    footprints = _Footprints.of(window_from_image, (h, w), (height, width))
     if crop_size is None:
-        sizes = to_device(torch.tensor([height, width]), windows.device).expand(num, 2)
-        batch_index = torch.zeros(num, dtype=torch.long, device=windows.device)
-        crop_size = crop_sizes(window_from_image, (h, w), sizes, batch_index, 1)[0]
-    crops, low = _sample_crops(windows, window_from_image, (height, width), crop_size)
+        crop_size = footprints.largest(torch.zeros(num, dtype=torch.long, device=windows.device), 1)[0]
+    return _paste_masks(windows, window_from_image, (height, width), threshold, crop_size, footprints)
+
+
+def _paste_masks(windows, window_from_image, image_size, threshold, crop_size, footprints):
+    crops, low = _sample_crops(windows, window_from_image, image_size, crop_size, footprints)
     inside = crops >= threshold
-    return _paste(inside, low, (height, width), out), boxes_from_masks(inside, offsets=low)
+    out = torch.zeros((len(windows), image_size[0] * image_size[1]), dtype=torch.bool, device=windows.device)
+    return _paste(inside, low, image_size, out), boxes_from_masks(inside, offsets=low)
+
+
+def paste_masks_per_image(windows, window_from_image, image_sizes, counts, threshold):
+    """
+    :func:`paste_masks` for the windows of several images: one synchronization for all (the
+    crops' sizes, :func:`crop_sizes`), whatever the numbers of windows and images.
+
+    Args:
+        windows (Tensor): (N, h, w), the windows of image 0, then those of image 1, ...
+        window_from_image (Tensor): (N, 3, 3), each window's image pixels -> window pixels.
+        image_sizes (list[tuple[int, int]]): (H, W) of each image.
+        counts (list[int]): the number of windows of each image (sum N).
+        threshold (float): as :func:`paste_masks`.
+
+    Returns:
+        list[tuple]: per image, ``masks`` (n, H, W) bool and ``boxes`` (n, 4) float32.
+    """
+    if not threshold > 0:
+        raise ValueError(f"paste_masks: the threshold must be > 0, got {threshold}")
+    if sum(counts) != len(windows) or len(counts) != len(image_sizes):
+        raise ValueError(f"paste_masks_per_image: counts {counts} do not match {len(windows)} windows / {len(image_sizes)} images")
+    device = windows.device
+    image_sizes = [(int(h), int(w)) for h, w in image_sizes]
+    repeats = torch.tensor(counts)
+    sizes = to_device(torch.tensor(image_sizes).repeat_interleave(repeats, dim=0), device)  # (N, 2)
+    batch_index = to_device(torch.arange(len(counts)).repeat_interleave(repeats), device)
+    footprints = _Footprints.of(window_from_image, windows.shape[-2:], sizes)
+    crops = footprints.largest(batch_index, len(counts)) if len(windows) else [None] * len(counts)
+    out, start = [], 0
+    for size, count, crop in zip(image_sizes, counts, crops):
+        members = slice(start, start + count)
+        start += count
+        if count == 0:
+            out.append((torch.zeros(0, *size, dtype=torch.bool, device=device), torch.zeros(0, 4, device=device)))
+            continue
+        out.append(_paste_masks(windows[members], window_from_image[members], size, threshold, crop, footprints[members]))
+    return out

@@ -11,7 +11,7 @@ from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
 from detectron2.structures import BitMasks, Boxes, ImageList, Instances, PolygonMasks
 from torch import nn
 
-from ..layers import affine_align, crop_sizes, paste_masks
+from ..layers import affine_align, paste_masks_per_image
 from ..pose import NUM_KEYPOINTS, random_window_augmentation, transform_keypoints
 from ..utils import cat_to_device, device_constant, to_device
 from .aligners import build_aligner
@@ -390,8 +390,8 @@ class Pose2Seg(nn.Module):
 
         All persons of the batch are processed together, as tensors on the device; the outputs
         are split per image at the end, by the numbers of persons the host knows from the
-        keypoint source. The host reads one thing from the device (the crops' size for the
-        warp-back, :func:`crop_sizes`) whatever the number of persons and images, when the
+        keypoint source. The host reads one thing from the device (the crops' sizes for the
+        warp-back, :func:`paste_masks_per_image`) whatever the number of persons and images, when the
         keypoint source keeps its persons on the host ("gt", "json").
         """
         assert not self.training
@@ -420,15 +420,15 @@ class Pose2Seg(nn.Module):
             window_from_output = window_from_input[order] @ continuous_from_pixel_matrices(
                 (persons.input_sizes / persons.output_sizes)[order].flip(-1)
             )
-            crops = crop_sizes(
-                window_from_output,
-                self.window_size,
-                persons.output_sizes[order],
-                persons.batch_index[order],
-                len(output_sizes),
+            pasted = paste_masks_per_image(
+                probabilities, window_from_output, output_sizes, persons.counts, self.mask_threshold
             )
         else:
             order = persons.batch_index  # empty
+            pasted = [
+                (torch.zeros(0, h, w, dtype=torch.bool, device=self.device), torch.zeros(0, 4, device=self.device))
+                for h, w in output_sizes
+            ]
         # in output coordinates; keypoints the model left out as unlabeled (NaN, infinite,
         # out of bounds: see labeled_mask) come back as (0, 0, 0)
         output_from_input = _scale_matrices((persons.output_sizes / persons.input_sizes)[order].flip(-1))
@@ -437,17 +437,10 @@ class Pose2Seg(nn.Module):
 
         results = []
         start = 0
-        for i, ((out_h, out_w), count) in enumerate(zip(output_sizes, persons.counts)):
+        for output_size, count, (masks, boxes) in zip(output_sizes, persons.counts, pasted):
             members = slice(start, start + count)
             start += count
-            result = Instances((out_h, out_w))
-            if count:
-                masks, boxes = paste_masks(
-                    probabilities[members], window_from_output[members], (out_h, out_w), self.mask_threshold, crops[i]
-                )
-            else:
-                masks = torch.zeros(0, out_h, out_w, dtype=torch.bool, device=self.device)
-                boxes = torch.zeros(0, 4, device=self.device)
+            result = Instances(output_size)
             result.pred_masks = masks
             result.pred_boxes = Boxes(boxes)
             result.scores = scores[members]

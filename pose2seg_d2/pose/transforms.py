@@ -46,9 +46,9 @@ def labeled_mask(keypoints):
         :data:`MAX_COORDINATE`. Keypoints with a NaN or infinite value, or a coordinate beyond
         that bound, are unlabeled.
     """
-    finite = torch.isfinite(keypoints).all(dim=-1)
-    inside = (keypoints[..., :2].abs() <= MAX_COORDINATE).all(dim=-1)
-    return finite & inside & (torch.nan_to_num(keypoints[..., 2], nan=0.0) > 0)
+    # |x|, |y| <= MAX_COORDINATE and |v| <= the largest float: False for NaN and infinite values
+    bounds = device_constant((MAX_COORDINATE, MAX_COORDINATE, torch.finfo(torch.float64).max), torch.float64, keypoints.device)
+    return (keypoints.abs() <= bounds).all(dim=-1) & (keypoints[..., 2] > 0)
 
 
 def labeled_keypoint_box(keypoints):
