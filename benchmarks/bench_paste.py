@@ -15,7 +15,7 @@ Timings are the best of ``--repeats`` calls after one warm-up, the implementatio
 turns in each round so that a busy machine slows them alike.
 
     python benchmarks/bench_paste.py [--persons 1 10 20] [--image 800 1200] [--repeats 5]
-        [--baseline /path/to/old/checkout]
+        [--baseline /path/to/old/checkout] [--threads N]
 """
 import argparse
 import importlib.util
@@ -66,7 +66,10 @@ def main():
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--baseline", default=None, help="another checkout to compare with")
     parser.add_argument("--no-whole-image", action="store_true", help="skip the slow whole-image reference")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     height, width = args.image
     baseline = load_baseline_layers(args.baseline) if args.baseline else None
     generator = torch.Generator().manual_seed(0)

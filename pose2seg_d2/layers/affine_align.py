@@ -79,23 +79,25 @@ def bilinear_taps(source, height, width):
     # Points further out than one pixel beyond the map have only outside neighbors: moving them
     # to two pixels beyond changes no weight and keeps the integer conversion in range.
     finite = torch.isfinite(source).all(dim=-1, keepdim=True)
-    size = to_device(torch.tensor([width, height]), source.device)  # (x, y) bounds
-    source = torch.minimum(torch.where(finite, source, -2.0).clamp(min=-2.0), size + 1.0)
+    upper = to_device(torch.tensor([width + 1.0, height + 1.0], dtype=source.dtype), source.device)
+    source = torch.minimum(torch.where(finite, source, -2.0).clamp(min=-2.0), upper)
     base = source.floor()
-    frac = source[..., None, :] - base[..., None, :]  # (..., 1, 2)
-    # the four taps at once, (dx, dy) = (0, 0), (1, 0), (0, 1), (1, 1): few, larger kernels
-    offsets = device_constant(_TAPS, torch.long, source.device)  # (4, 2)
-    taps = base.long()[..., None, :] + offsets  # (..., 4, 2)
-    inside = ((taps >= 0) & (taps < size)).all(dim=-1)
-    taps = torch.minimum(taps.clamp(min=0), size - 1)
-    index = taps[..., 1] * width + taps[..., 0]
-    factors = torch.where(offsets == 1, frac, 1 - frac)  # fx or 1 - fx, fy or 1 - fy
-    weight = factors[..., 0] * factors[..., 1]
-    return index, torch.where(inside, weight, 0.0)
+    frac = source - base
+    x0, y0 = base[..., 0].long(), base[..., 1].long()
+    fx, fy = frac[..., 0], frac[..., 1]
+    # The four taps at once, along a leading axis (dx, dy) = (0, 0), (1, 0), (0, 1), (1, 1): few
+    # kernels, each over whole contiguous maps.
+    dx, dy = (device_constant(d, torch.long, source.device).view(4, *[1] * x0.dim()) for d in _TAPS)
+    x, y = x0 + dx, y0 + dy  # (4, ...)
+    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    index = y.clamp_(0, height - 1).mul_(width).add_(x.clamp_(0, width - 1))
+    weight = torch.where(dx == 1, fx, 1 - fx) * torch.where(dy == 1, fy, 1 - fy)  # fx or 1 - fx, ...
+    weight = torch.where(inside, weight, 0.0)
+    return index.movedim(0, -1).contiguous(), weight.movedim(0, -1).contiguous()
 
 
-# (dx, dy) of the four bilinear taps, in the order of bilinear_taps' last axis
-_TAPS = ((0, 0), (1, 0), (0, 1), (1, 1))
+# dx and dy of the four bilinear taps, in the order of bilinear_taps' last axis
+_TAPS = ((0, 1, 0, 1), (0, 0, 1, 1))
 
 
 def affine_align(features, matrices, batch_index, output_size, check_batch_index=True):
