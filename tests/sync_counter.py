@@ -24,7 +24,8 @@ What is counted (``syncs``, by kind and call):
 
 - ``read``: a device value read on the host: ``item``, ``tolist``, ``numpy``, ``__bool__``,
   ``__int__``, ``__float__``, ``__index__``, ``__format__``/``__repr__``, ``torch.equal``,
-  ``allclose``, ``is_nonzero``, indexing with a 0-dim device integer or bool tensor;
+  ``allclose``, ``is_nonzero``, indexing with a 0-dim device integer or bool tensor, each device
+  tensor in the data of ``torch.tensor([...])``/``as_tensor([...])``;
 - ``shape``: ops whose output shape depends on device data: ``nonzero``, ``argwhere``,
   one-argument ``where``, ``masked_select``, ``unique``, ``unique_consecutive``,
   ``repeat_interleave`` with tensor repeats and no ``output_size``, ``bincount``, ``histc``,
@@ -299,6 +300,9 @@ class HostSyncCounter(TorchFunctionMode):
             to_device = data_on_device or (device_kwarg is not None and device_kwarg not in TO_HOST_STRINGS)
             data = args[1] if name == "new_tensor" else (args[0] if args else kwargs.get("data"))
             from_data = not (isinstance(data, torch.Tensor) and self._is_device(data))
+            if isinstance(data, (list, tuple)):
+                for _ in (t for t in _tensors(data) if self._is_device(t)):
+                    self._sync("read", name)  # each device value in the data is read on the host
             if to_device and from_data:
                 self._sync("h2d", name)
             result_residency = "device" if to_device or not from_data else "host"

@@ -190,9 +190,10 @@ def test_counter_catches_a_per_person_sync():
         torch.zeros(5, 3) + x
         torch.zeros(5, 3).to(x.device, non_blocking=True) + x  # not counted
         torch.zeros(5, 3).sum() + x  # a 0-dim host tensor: a CPU scalar, not counted
+        torch.as_tensor([x[0, 0], x[1, 1]])  # two values read
     kinds = collections.Counter()
     for (kind, _), n in counter.syncs.items():
         kinds[kind] += n
-    assert kinds == {"read": 1 + 5, "shape": 2, "h2d": 4, "d2h": 2}, counter.report()
+    assert kinds == {"read": 1 + 5 + 2, "shape": 2, "h2d": 4, "d2h": 2}, counter.report()
     assert sum(counter.mismatches.values()) == 1, counter.report()
 
