@@ -4,7 +4,14 @@ import os
 
 import torch
 
-__all__ = ["datasets_root", "resolve_path", "default_templates_file", "to_device", "device_constant", "cat_to_device"]
+__all__ = [
+    "datasets_root",
+    "resolve_path",
+    "default_templates_file",
+    "to_device",
+    "device_constant",
+    "cat_to_device",
+]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 

@@ -200,7 +200,8 @@ def paste_masks(windows, window_from_image, image_size, threshold, crop_size=Non
     num, h, w = windows.shape
     height, width = int(image_size[0]), int(image_size[1])
     if num == 0:
-        return torch.zeros((0, height, width), dtype=torch.bool, device=windows.device), torch.zeros(0, 4, device=windows.device)
+        empty = torch.zeros((0, height, width), dtype=torch.bool, device=windows.device)
+        return empty, torch.zeros(0, 4, device=windows.device)
     footprints = _Footprints.of(window_from_image, (h, w), (height, width))
     if crop_size is None:
         crop_size = footprints.largest(torch.zeros(num, dtype=torch.long, device=windows.device), 1)[0]
@@ -232,7 +233,9 @@ def paste_masks_per_image(windows, window_from_image, image_sizes, counts, thres
     if not threshold > 0:
         raise ValueError(f"paste_masks: the threshold must be > 0, got {threshold}")
     if sum(counts) != len(windows) or len(counts) != len(image_sizes):
-        raise ValueError(f"paste_masks_per_image: counts {counts} do not match {len(windows)} windows / {len(image_sizes)} images")
+        raise ValueError(
+            f"paste_masks_per_image: counts {counts} do not match {len(windows)} windows and {len(image_sizes)} images"
+        )
     device = windows.device
     image_sizes = [(int(h), int(w)) for h, w in image_sizes]
     repeats = torch.tensor(counts)
@@ -247,5 +250,7 @@ def paste_masks_per_image(windows, window_from_image, image_sizes, counts, thres
         if count == 0:
             out.append((torch.zeros(0, *size, dtype=torch.bool, device=device), torch.zeros(0, 4, device=device)))
             continue
-        out.append(_paste_masks(windows[members], window_from_image[members], size, threshold, crop, footprints[members]))
+        out.append(
+            _paste_masks(windows[members], window_from_image[members], size, threshold, crop, footprints[members])
+        )
     return out

@@ -253,9 +253,9 @@ class Pose2Seg(nn.Module):
         )
 
     def _feature_from_input(self):
-        return device_constant(
-            ((1.0 / self.stride, 0.0, -0.5), (0.0, 1.0 / self.stride, -0.5), (0.0, 0.0, 1.0)), torch.float64, self.device
-        )
+        """:func:`feature_from_input_matrix` on the device, made once."""
+        s = 1.0 / self.stride
+        return device_constant(((s, 0.0, -0.5), (0.0, s, -0.5), (0.0, 0.0, 1.0)), torch.float64, self.device)
 
     def _window_logits(self, features, keypoints, batch_index, feature_sizes):
         """
@@ -391,8 +391,8 @@ class Pose2Seg(nn.Module):
         All persons of the batch are processed together, as tensors on the device; the outputs
         are split per image at the end, by the numbers of persons the host knows from the
         keypoint source. The host reads one thing from the device (the crops' sizes for the
-        warp-back, :func:`paste_masks_per_image`) whatever the number of persons and images, when the
-        keypoint source keeps its persons on the host ("gt", "json").
+        warp-back, :func:`paste_masks_per_image`) whatever the number of persons and images,
+        when the keypoint source keeps its persons on the host ("gt", "json").
         """
         assert not self.training
         images = self.preprocess_image(batched_inputs)

@@ -47,7 +47,8 @@ def labeled_mask(keypoints):
         that bound, are unlabeled.
     """
     # |x|, |y| <= MAX_COORDINATE and |v| <= the largest float: False for NaN and infinite values
-    bounds = device_constant((MAX_COORDINATE, MAX_COORDINATE, torch.finfo(torch.float64).max), torch.float64, keypoints.device)
+    bounds = (MAX_COORDINATE, MAX_COORDINATE, torch.finfo(torch.float64).max)
+    bounds = device_constant(bounds, torch.float64, keypoints.device)
     return (keypoints.abs() <= bounds).all(dim=-1) & (keypoints[..., 2] > 0)
 
 
