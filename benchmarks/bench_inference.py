@@ -46,6 +46,25 @@ What is measured, per model, image size and person count (batch of one image):
 
 ``--profile`` adds torch.profiler's op table of one Pose2Seg inference per size with
 ``--profile-persons`` persons.
+
+On CUDA (``--device cuda``): every timed call is bracketed by ``torch.cuda.synchronize()``,
+cuDNN's autotuner is on (``--no-cudnn-benchmark`` turns it off; the warm-up calls tune it), and
+the split is measured with CUDA events recorded by the hooks (``--split events``, the default
+there): ``backbone`` and ``head`` are the stream time between the events before and after the
+module, so the hooks add no synchronization; ``--split sync`` synchronizes in the hooks instead
+(the CPU default).
+
+``--count-launches`` adds the columns ``syncs`` and ``launches`` for one call per setting: on
+CUDA, torch.profiler's count of ``cudaStreamSynchronize``/``cudaDeviceSynchronize``/
+``cudaEventSynchronize`` and blocking ``cudaMemcpy`` calls (host synchronizations) and of kernel
+launches; on the CPU, what tests/sync_counter.py counts: the synchronizations the call would
+make on CUDA and its calls on device data (about one kernel each).
+
+``--variant NAME KEY VALUE ...`` (repeatable) runs every model once more per variant with
+these config overrides on top of ``--opts`` (e.g. ``--variant bf16 MODEL.POSE2SEG.AUTOCAST bf16``);
+the pseudo-option ``BENCH.AUTOCAST bf16|fp16`` wraps the whole model call in ``torch.autocast``
+instead (for any model, Mask R-CNN included). ``--package-root DIR`` benchmarks the package
+and configs of another checkout (e.g. the commit before a change) with this script.
 """
 import argparse
 import json
@@ -60,7 +79,21 @@ import cv2
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _package_root(argv):
+    """--package-root, read before the imports below (they import that checkout's package)."""
+    for i, arg in enumerate(argv):
+        if arg == "--package-root" and i + 1 < len(argv):
+            return os.path.abspath(argv[i + 1])
+        if arg.startswith("--package-root="):
+            return os.path.abspath(arg.split("=", 1)[1])
+    return os.path.abspath(os.path.join(HERE, ".."))
+
+
+ROOT = _package_root(sys.argv)
+sys.path.insert(0, ROOT)
 
 from detectron2.config import get_cfg  # noqa: E402
 from detectron2.modeling import build_model  # noqa: E402
@@ -71,8 +104,6 @@ import pose2seg_d2  # noqa: E402,F401  (registers the model)
 from pose2seg_d2.config import add_pose2seg_config  # noqa: E402
 from pose2seg_d2.pose import COCO_PERSON_LIMBS, PoseTemplates  # noqa: E402
 from pose2seg_d2.utils import default_templates_file  # noqa: E402
-
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 # name -> (config file, label)
 MODELS = {
@@ -93,8 +124,22 @@ def is_pose2seg(name):
     return name != BASELINE
 
 
+def split_bench_options(opts):
+    """(config overrides, {"AUTOCAST": ...}): the BENCH.* pseudo-options taken out."""
+    opts, bench = list(opts), {}
+    for i in range(0, len(opts) - 1, 2):
+        if str(opts[i]).startswith("BENCH."):
+            bench[opts[i][len("BENCH."):]] = opts[i + 1]
+    kept = []
+    for i in range(0, len(opts) - 1, 2):
+        if not str(opts[i]).startswith("BENCH."):
+            kept += opts[i : i + 2]
+    return kept, bench
+
+
 def build_cfg(name, device, opts=()):
     """The model's config with random weights on ``device``, then ``opts``."""
+    opts, _ = split_bench_options(opts)
     cfg = get_cfg()
     add_pose2seg_config(cfg)
     cfg.merge_from_file(os.path.join(ROOT, MODELS[name][0]))
@@ -218,7 +263,8 @@ def stage_modules(model, name):
 
 
 class StageTimer:
-    """Wall time spent inside the forward of groups of submodules, by forward (pre-)hooks."""
+    """Wall time spent inside the forward of groups of submodules, by forward (pre-)hooks that
+    synchronize the device."""
 
     def __init__(self, groups, device):
         self.device = device
@@ -242,20 +288,65 @@ class StageTimer:
     def reset(self):
         self.seconds = dict.fromkeys(self.seconds, 0.0)
 
+    def collect(self):
+        """The seconds per stage of the last call (after the device is synchronized)."""
+        return dict(self.seconds)
+
     def remove(self):
         for handle in self._handles:
             handle.remove()
 
 
-def time_inference(model, name, inputs, repeats, device, warmup=1):
+class EventStageTimer(StageTimer):
+    """Stream time inside groups of submodules on CUDA: CUDA events recorded by the hooks (no
+    synchronization), read after the call."""
+
+    def _start(self, module, args):
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        self._started[id(module)] = event
+
+    def _stop(self, stage):
+        def hook(module, args, output):
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            self._pairs.append((stage, self._started.pop(id(module)), end))
+
+        return hook
+
+    def reset(self):
+        super().reset()
+        self._pairs = []
+
+    def collect(self):
+        torch.cuda.synchronize()
+        for stage, start, end in self._pairs:
+            self.seconds[stage] += start.elapsed_time(end) / 1000.0
+        self._pairs = []
+        return dict(self.seconds)
+
+
+def autocast_context(device, bench_options):
+    """torch.autocast around the whole call for BENCH.AUTOCAST, else nothing."""
+    import contextlib
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(bench_options.get("AUTOCAST", ""))
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(str(device).split(":")[0], dtype=dtype)
+
+
+def time_inference(model, name, inputs, repeats, device, warmup=1, split="sync", bench_options=None):
     """
     Median of ``repeats`` timed calls after ``warmup`` warm-up calls. Returns dict with ``ms``,
     ``backbone_ms``, ``head_ms``, ``else_ms`` (the split of the median call), ``all_ms`` (every
-    call) and ``dets`` (instances returned).
+    call) and ``dets`` (instances returned). ``split``: "sync" (hooks synchronize) or "events"
+    (CUDA events, see :class:`EventStageTimer`).
     """
-    timer = StageTimer(stage_modules(model, name), device)
+    timer = (EventStageTimer if split == "events" else StageTimer)(stage_modules(model, name), device)
+    timer.reset()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), autocast_context(device, bench_options or {}):
             for _ in range(max(1, warmup)):
                 outputs = model([inputs])
             runs = []
@@ -264,7 +355,7 @@ def time_inference(model, name, inputs, repeats, device, warmup=1):
                 start = sync(device)
                 model([inputs])
                 total = sync(device) - start
-                runs.append((total, dict(timer.seconds)))
+                runs.append((total, timer.collect()))
     finally:
         timer.remove()
     order = sorted(range(len(runs)), key=lambda i: runs[i][0])
@@ -277,6 +368,54 @@ def time_inference(model, name, inputs, repeats, device, warmup=1):
         "all_ms": [round(1000 * r[0], 2) for r in runs],
         "dets": len(outputs[0]["instances"]),
     }
+
+
+def _sync_counter_module():
+    """tests/sync_counter.py of this script's checkout (not of --package-root's)."""
+    import importlib.util
+
+    path = os.path.join(HERE, "..", "tests", "sync_counter.py")
+    spec = importlib.util.spec_from_file_location("bench_sync_counter", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# CUDA runtime / driver calls that make the host wait for the device
+CUDA_SYNC_CALLS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy", "cuCtxSynchronize")
+
+
+def count_launches(model, inputs, device, bench_options=None):
+    """
+    Host synchronizations and kernel launches of one call (after the warm-up calls made by
+    :func:`time_inference`): on CUDA counted by torch.profiler, on the CPU by
+    tests/sync_counter.py (the synchronizations the call would make on CUDA, and its calls on
+    device data). Returns dict with ``syncs``, ``launches`` and ``sync_calls`` (name -> count).
+    """
+    if str(device).startswith("cuda"):
+        from torch.profiler import ProfilerActivity, profile
+
+        with torch.no_grad(), autocast_context(device, bench_options or {}):
+            torch.cuda.synchronize()
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                model([inputs])
+            torch.cuda.synchronize()
+        syncs, launches = {}, 0
+        for event in prof.events():
+            if event.name in CUDA_SYNC_CALLS:
+                syncs[event.name] = syncs.get(event.name, 0) + 1
+            elif "LaunchKernel" in event.name or "LaunchCooperativeKernel" in event.name:
+                launches += 1
+        return {"syncs": sum(syncs.values()), "launches": launches, "sync_calls": syncs}
+    counter_module = _sync_counter_module()
+    host = counter_module.host_tensors_of(inputs)
+    templates = getattr(getattr(model, "aligner", None), "templates", None)
+    if templates is not None:
+        host += [templates.templates, templates.raw_templates]
+    with torch.no_grad(), counter_module.HostSyncCounter(host) as counter:
+        model([inputs])
+    sync_calls = {f"{kind} {call}": n for (kind, call), n in counter.syncs.items()}
+    return {"syncs": counter.total_syncs, "launches": counter.total_device_calls, "sync_calls": sync_calls}
 
 
 def count_flops(model, inputs):
@@ -348,7 +487,7 @@ def measure_memory(name, size, persons, seed, opts, device, model=None, inputs=N
         "threads": torch.get_num_threads(),
     }  # fmt: skip
     done = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--memory-probe", json.dumps(spec)],
+        [sys.executable, os.path.abspath(__file__), "--package-root", ROOT, "--memory-probe", json.dumps(spec)],
         capture_output=True,
         text=True,
         check=True,
@@ -441,17 +580,26 @@ def _fmt_flops(value):
     return f"{value:.{0 if value >= 100 else 1 if value >= 10 else 2}f}"
 
 
+def model_label(record):
+    variant = record.get("variant")
+    return MODELS[record["model"]][1] + (f" [{variant}]" if variant else "")
+
+
 def markdown_table(records):
-    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
+    counted = any("launches" in r for r in records)
+    columns = TABLE_COLUMNS + (("syncs", "launches") if counted else ())
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in records:
         ratio = r.get("ratio")
         height, width = image_size(r["size"])
         cells = [
-            f"{height}x{width}", str(r["persons"]), MODELS[r["model"]][1], _fmt(r["ms"]),
+            f"{height}x{width}", str(r["persons"]), model_label(r), _fmt(r["ms"]),
             "-" if ratio is None else f"{ratio:.2f}x", _fmt_flops(r.get("gflops")), _fmt(r.get("peak_mb"), 0),
             str(r["dets"]), _fmt(r["backbone_ms"]), _fmt(r["head_ms"]), _fmt(r["else_ms"]),
             _fmt(100 * r["else_ms"] / r["ms"]),
         ]  # fmt: skip
+        if counted:
+            cells += [str(r.get("syncs", "-")), str(r.get("launches", "-"))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -476,6 +624,15 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--output", default=None, help="also write the results as JSON")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", choices=["sync", "events"], default=None,
+                        help="how backbone/head time is measured (default: events on CUDA, sync on the CPU)")
+    parser.add_argument("--no-cudnn-benchmark", action="store_true", help="CUDA: leave cuDNN's autotuner off")
+    parser.add_argument("--count-launches", action="store_true", help="columns syncs and launches (one call each)")
+    parser.add_argument("--variant", nargs="+", action="append", default=[], metavar=("NAME", "KEY VALUE"),
+                        help="run every model again with these overrides (repeatable); BENCH.AUTOCAST bf16|fp16 "
+                             "wraps the whole call in torch.autocast")
+    parser.add_argument("--no-default-variant", action="store_true", help="run the --variant settings only")
+    parser.add_argument("--package-root", default=None, help="benchmark this checkout's package and configs")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides for every model")
     parser.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -483,6 +640,13 @@ def parse_args(argv=None):
         args.sizes, args.persons, args.repeats, args.no_memory = [512], [1, 10], 1, True
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda but CUDA is not available")
+    if args.split is None:
+        args.split = "events" if args.device == "cuda" else "sync"
+    if args.split == "events" and args.device != "cuda":
+        parser.error("--split events needs --device cuda")
+    for variant in args.variant:
+        if len(variant) % 2 != 1:
+            parser.error(f"--variant {' '.join(variant)}: a name, then KEY VALUE pairs")
     return args
 
 
@@ -513,41 +677,63 @@ def main(argv=None):
     )
     if opts:
         print(f"# config overrides: {' '.join(opts)}")
+    if ROOT != os.path.abspath(os.path.join(HERE, "..")):
+        print(f"# package and configs of {ROOT}")
+    if device == "cuda":
+        torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
+        print(f"# CUDA: cudnn.benchmark {torch.backends.cudnn.benchmark}, split by {args.split}")
+    variants = ([] if args.no_default_variant else [("", [])]) + [(v[0], v[1:]) for v in args.variant]
     records, heads, unsupported = [], {}, {}
     for name in args.models:
-        model = build(name, device, opts, args.seed)
-        if is_pose2seg(name):
-            heads[name] = head_summary(model, device, model.window_size, repeats=max(1, args.repeats))
-        for size in args.sizes:
-            for persons in args.persons:
-                set_detections(model, name, persons)
-                inputs = make_input(size, persons, seed=args.seed)
-                record = {"model": name, "size": size, "persons": persons}
-                record.update(time_inference(model, name, inputs, args.repeats, device, args.warmup))
-                if not args.no_flops:
-                    flops = count_flops(model, inputs)
-                    for op, n in flops.pop("unsupported_ops").items():
-                        unsupported.setdefault(name, {})[op] = n
-                    record.update(flops)
-                if not args.no_memory:
-                    record["peak_mb"] = measure_memory(name, size, persons, args.seed, opts, device, model, inputs)
-                records.append(record)
-                print(
-                    f"#   {MODELS[name][1]:20s} {size}  {persons:3d} persons: {record['ms']:9.1f} ms "
-                    f"(calls {record['all_ms']})",
-                    flush=True,
-                )
-        del model
-    baseline = {(r["size"], r["persons"]): r["ms"] for r in records if r["model"] == BASELINE}
+        for variant, variant_opts in variants:
+            model_opts = list(opts) + list(variant_opts)
+            _, bench_options = split_bench_options(model_opts)
+            model = build(name, device, model_opts, args.seed)
+            if is_pose2seg(name) and not variant:
+                heads[name] = head_summary(model, device, model.window_size, repeats=max(1, args.repeats))
+            label = MODELS[name][1] + (f" [{variant}]" if variant else "")
+            for size in args.sizes:
+                for persons in args.persons:
+                    set_detections(model, name, persons)
+                    inputs = make_input(size, persons, seed=args.seed)
+                    record = {"model": name, "variant": variant, "size": size, "persons": persons}
+                    record.update(time_inference(
+                        model, name, inputs, args.repeats, device, args.warmup, args.split, bench_options
+                    ))  # fmt: skip
+                    if args.count_launches:
+                        record.update(count_launches(model, inputs, device, bench_options))
+                    if not args.no_flops and not variant:
+                        flops = count_flops(model, inputs)
+                        for op, n in flops.pop("unsupported_ops").items():
+                            unsupported.setdefault(name, {})[op] = n
+                        record.update(flops)
+                    if not args.no_memory:
+                        record["peak_mb"] = measure_memory(
+                            name, size, persons, args.seed, model_opts, device, model, inputs
+                        )
+                    records.append(record)
+                    print(
+                        f"#   {label:30s} {size}  {persons:3d} persons: {record['ms']:9.1f} ms "
+                        f"(calls {record['all_ms']})" + (
+                            f", {record['syncs']} syncs, {record['launches']} launches" if args.count_launches else ""
+                        ),
+                        flush=True,
+                    )  # fmt: skip
+            del model
+    baseline = {(r["size"], r["persons"], r["variant"]): r["ms"] for r in records if r["model"] == BASELINE}
     for r in records:
-        if r["model"] != BASELINE and (r["size"], r["persons"]) in baseline:
-            r["ratio"] = r["ms"] / baseline[r["size"], r["persons"]]
-    records.sort(key=lambda r: (r["size"], r["persons"], args.models.index(r["model"])))
+        same = baseline.get((r["size"], r["persons"], r["variant"]), baseline.get((r["size"], r["persons"], "")))
+        if r["model"] != BASELINE and same is not None:
+            r["ratio"] = r["ms"] / same
+    variant_names = [v for v, _ in variants]
+    records.sort(key=lambda r: (
+        r["size"], r["persons"], args.models.index(r["model"]), variant_names.index(r["variant"])
+    ))  # fmt: skip
 
     short = [r for r in records if r["dets"] != r["persons"]]
     if short:
         print("WARNING: fewer instances than persons in " + ", ".join(
-            f"{MODELS[r['model']][1]} {r['size']}/{r['persons']} ({r['dets']})" for r in short))
+            f"{model_label(r)} {r['size']}/{r['persons']} ({r['dets']})" for r in short))
     print()
     print(f"## Inference, batch of 1 image, median of {args.repeats} calls after {args.warmup} warm-up ({device})")
     print()
@@ -557,8 +743,15 @@ def main(argv=None):
         "vs Mask R-CNN: time ratio to Mask R-CNN in the same setting. GFLOPs: fvcore (1 multiply-add = 1). "
         "peak MB: " + ("CUDA max_memory_allocated growth." if device == "cuda" else
                        "resident-set growth over one inference in a fresh process (weights excluded).") +
-        " Head: Pose2Seg's SegModule; Mask R-CNN's RPN + ROI heads. else = total - backbone - head."
+        " Head: Pose2Seg's SegModule; Mask R-CNN's RPN + ROI heads. else = total - backbone - head"
+        + (" (backbone and head: CUDA event time)." if args.split == "events" else ".")
+        + (" syncs / launches: " + ("torch.profiler's count of host synchronizations and kernel launches in one call."
+           if device == "cuda" else "counted on the CPU by tests/sync_counter.py: synchronizations the call would "
+           "make on CUDA, and its calls on device data.") if args.count_launches else "")
     )  # fmt: skip
+    for variant, variant_opts in variants:
+        if variant:
+            print(f"[{variant}]: {' '.join(variant_opts)}")
     for name, ops in unsupported.items():
         listed = ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
         print(f"fvcore could not count ({MODELS[name][1]}): {listed}")

@@ -74,8 +74,18 @@ def add_pose2seg_config(cfg):
     _C.MODEL.POSE2SEG.HEAD = "SegModule"
     # At most this many persons (sampled at random) are segmented per training batch.
     _C.MODEL.POSE2SEG.MAX_INSTANCES_PER_BATCH = 8
-    # Inference: a pixel belongs to the person where the warped-back probability is >= this.
+    # Inference: a pixel belongs to the person where the warped-back probability is >= this
+    # (in (0, 1]).
     _C.MODEL.POSE2SEG.MASK_THRESHOLD = 0.5
+    # Run the backbone and the SegModule channels-last (NHWC) on CUDA too, weights included (on
+    # the CPU they always run so). On GPUs with tensor cores, convolutions in reduced precision
+    # (AUTOCAST) are fastest channels-last; benchmarks/README.md says what it gives.
+    _C.MODEL.POSE2SEG.CHANNELS_LAST = False
+    # Inference on CUDA: run the backbone and the SegModule under torch.autocast in this dtype:
+    # "" (off, float32), "bf16" or "fp16". Keypoint geometry, sampling and the mask warp-back
+    # stay in float32/float64. Ignored on the CPU and in training (for mixed-precision training
+    # use Detectron2's SOLVER.AMP.ENABLED, whose trainer also scales the loss).
+    _C.MODEL.POSE2SEG.AUTOCAST = ""
 
     _C.MODEL.POSE2SEG.SEG_MODULE = CN()
     # 1 = one logit per pixel with sigmoid / binary cross-entropy; 2 = background / person with

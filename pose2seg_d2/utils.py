@@ -1,7 +1,17 @@
 """Small helpers shared by the package."""
+import functools
 import os
 
-__all__ = ["datasets_root", "resolve_path", "default_templates_file"]
+import torch
+
+__all__ = [
+    "datasets_root",
+    "resolve_path",
+    "default_templates_file",
+    "to_device",
+    "device_constant",
+    "cat_to_device",
+]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -29,3 +39,48 @@ def resolve_path(path):
             path = datasets_root() + path[len(token) :]
             break
     return os.path.expanduser(os.path.expandvars(path))
+
+
+def to_device(tensor, device):
+    """
+    ``tensor`` on ``device``, without making the host wait for a CUDA device.
+
+    A plain ``.to("cuda")`` of a CPU tensor copies from pageable memory and synchronizes the
+    stream (the host waits for every kernel queued before it). Here a CPU tensor goes to CUDA
+    from pinned memory with ``non_blocking=True``: the copy is queued like a kernel. Tensors
+    already on a device are moved with a plain ``.to`` (no copy when already there); a copy
+    from a device to the host is never made non-blocking.
+    """
+    device = torch.device(device)
+    if tensor.device.type != "cpu":
+        return tensor.to(device)
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
+
+
+def cat_to_device(tensors, device, dim=0):
+    """
+    ``torch.cat(tensors, dim)`` on ``device``: concatenated on the host and copied once
+    (:func:`to_device`) when they all are on the host, else each moved, then concatenated.
+    """
+    if all(t.device.type == "cpu" for t in tensors):
+        return to_device(torch.cat(tensors, dim), device)
+    return torch.cat([to_device(t, device) for t in tensors], dim)
+
+
+@functools.lru_cache(maxsize=256)
+def _constant(values, dtype, device):
+    return to_device(torch.tensor(values, dtype=dtype), device)
+
+
+def device_constant(values, dtype, device):
+    """
+    A tensor of ``values`` (numbers or nested tuples of them) on ``device``, made once per
+    (values, dtype, device) and then reused: later calls cost no host-to-device copy. For
+    values fixed by the model (a stride, a window size, the skeleton), not for values that
+    change with the inputs (image sizes): ``to_device(torch.tensor(values), device)`` costs
+    one non-blocking copy, and the cache would churn. The tensor is shared between callers, so
+    it must not be modified in place.
+    """
+    return _constant(values, dtype, torch.device(device))

@@ -172,3 +172,28 @@ def test_missing_templates_file_says_how_to_make_one(tmp_path):
     cfg = tiny_pose2seg_cfg(str(tmp_path), "x", "x", str(tmp_path / "nope.json"))
     with pytest.raises(FileNotFoundError, match=r"nope\.json.*cluster_templates"):
         build_model(cfg)
+
+
+@pytest.mark.parametrize(
+    "opts, match",
+    [(("MODEL.POSE2SEG.AUTOCAST", "fp8"), "AUTOCAST"), (("MODEL.POSE2SEG.MASK_THRESHOLD", 0.0), "MASK_THRESHOLD")],
+)
+def test_bad_autocast_or_mask_threshold_is_an_error(templates_file, opts, match):
+    cfg = tiny_pose2seg_cfg("/tmp/unused", "unused", "unused", templates_file)
+    cfg.merge_from_list(list(opts))
+    with pytest.raises(ValueError, match=match):
+        build_model(cfg)
+
+
+def test_channels_last_option_gives_the_same_masks(model, templates_file):
+    cfg = tiny_pose2seg_cfg("/tmp/unused", "unused", "unused", templates_file)
+    cfg.merge_from_list(["MODEL.POSE2SEG.CHANNELS_LAST", True, "MODEL.POSE2SEG.AUTOCAST", "bf16"])
+    other = build_model(cfg).eval()  # AUTOCAST: CUDA only, nothing on the CPU
+    other.load_state_dict(model.state_dict())
+    assert other.head.stem.weight.is_contiguous(memory_format=torch.channels_last)
+    inputs = [make_input(np.stack([standing_person(10, 5, 60), standing_person(50, 20, 70)]))]
+    with torch.no_grad():
+        (a,), (b,) = model(inputs), other(inputs)
+    a, b = a["instances"], b["instances"]
+    assert torch.allclose(a.scores, b.scores, atol=1e-5)
+    assert (a.pred_masks != b.pred_masks).sum() <= 0.001 * a.pred_masks.sum() + 2

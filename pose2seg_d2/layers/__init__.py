@@ -1,4 +1,17 @@
 from .affine_align import AffineAlign, affine_align, bilinear_taps, safe_inverse, window_to_source_coordinates
-from .paste import warp_windows_to_image, window_footprints
+from .boxes import boxes_from_masks
+from .paste import crop_sizes, paste_masks, paste_masks_per_image, warp_windows_to_image, window_footprints
 
-__all__ = ["AffineAlign", "affine_align", "bilinear_taps", "safe_inverse", "warp_windows_to_image", "window_footprints", "window_to_source_coordinates"]
+__all__ = [
+    "AffineAlign",
+    "affine_align",
+    "bilinear_taps",
+    "boxes_from_masks",
+    "crop_sizes",
+    "paste_masks",
+    "paste_masks_per_image",
+    "safe_inverse",
+    "warp_windows_to_image",
+    "window_footprints",
+    "window_to_source_coordinates",
+]

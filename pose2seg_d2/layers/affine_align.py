@@ -3,23 +3,33 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..utils import device_constant, to_device
+
 __all__ = ["affine_align", "AffineAlign", "bilinear_taps", "safe_inverse", "window_to_source_coordinates"]
 
 
 def safe_inverse(matrices):
     """
-    Inverse of (N, 3, 3) matrices that never raises.
+    Inverse of (N, 3, 3) matrices that never raises, and never reads a value on the host.
+
+    The inverse is the adjugate over the determinant (rows of the adjugate's transpose are
+    cross products of the matrix's rows), a handful of batched element-wise ops: a linear
+    algebra solver would launch many more kernels for 3 x 3 matrices, and may synchronize.
 
     Returns:
         tuple: ``inverse`` (N, 3, 3) float64, all NaN where a matrix is unusable, and
-        ``usable`` (N,) bool: the matrix is finite and invertible and its inverse is finite.
+        ``usable`` (N,) bool: the matrix is finite, its determinant is not 0 and its inverse is
+        finite.
     """
     m = matrices.to(torch.float64)
     finite = torch.isfinite(m).flatten(1).all(dim=1)
-    eye = torch.eye(3, dtype=torch.float64, device=m.device)
-    inverse, info = torch.linalg.inv_ex(torch.where(finite[:, None, None], m, eye))
-    usable = finite & (info == 0) & torch.isfinite(inverse).flatten(1).all(dim=1)
-    return torch.where(usable[:, None, None], inverse, torch.full_like(inverse, float("nan"))), usable
+    m = torch.where(finite[:, None, None], m, 0.0)
+    # cofactors[:, i] = row (i + 1) x row (i + 2): the adjugate, transposed
+    cofactors = torch.linalg.cross(m.roll(-1, dims=1), m.roll(-2, dims=1), dim=2)
+    determinant = (m[:, 0] * cofactors[:, 0]).sum(dim=1)
+    inverse = cofactors.transpose(1, 2) / torch.where(determinant == 0, 1.0, determinant)[:, None, None]
+    usable = finite & (determinant != 0) & torch.isfinite(inverse).flatten(1).all(dim=1)
+    return torch.where(usable[:, None, None], inverse, float("nan")), usable
 
 
 def window_to_source_coordinates(matrices, output_size):
@@ -69,24 +79,28 @@ def bilinear_taps(source, height, width):
     # Points further out than one pixel beyond the map have only outside neighbors: moving them
     # to two pixels beyond changes no weight and keeps the integer conversion in range.
     finite = torch.isfinite(source).all(dim=-1, keepdim=True)
-    upper = torch.tensor([width + 1.0, height + 1.0], dtype=source.dtype, device=source.device)
+    upper = to_device(torch.tensor([width + 1.0, height + 1.0], dtype=source.dtype), source.device)
     source = torch.minimum(torch.where(finite, source, -2.0).clamp(min=-2.0), upper)
     base = source.floor()
     frac = source - base
     x0, y0 = base[..., 0].long(), base[..., 1].long()
     fx, fy = frac[..., 0], frac[..., 1]
-    index, weight = [], []
-    for dy in (0, 1):
-        for dx in (0, 1):
-            x, y = x0 + dx, y0 + dy
-            inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
-            w = (fx if dx else 1 - fx) * (fy if dy else 1 - fy)
-            index.append(y.clamp(0, height - 1) * width + x.clamp(0, width - 1))
-            weight.append(torch.where(inside, w, torch.zeros_like(w)))
-    return torch.stack(index, dim=-1), torch.stack(weight, dim=-1)
+    # The four taps at once, along a leading axis (dx, dy) = (0, 0), (1, 0), (0, 1), (1, 1): few
+    # kernels, each over whole contiguous maps.
+    dx, dy = (device_constant(d, torch.long, source.device).view(4, *[1] * x0.dim()) for d in _TAPS)
+    x, y = x0 + dx, y0 + dy  # (4, ...)
+    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    index = y.clamp_(0, height - 1).mul_(width).add_(x.clamp_(0, width - 1))
+    weight = torch.where(dx == 1, fx, 1 - fx) * torch.where(dy == 1, fy, 1 - fy)  # fx or 1 - fx, ...
+    weight = torch.where(inside, weight, 0.0)
+    return index.movedim(0, -1).contiguous(), weight.movedim(0, -1).contiguous()
 
 
-def affine_align(features, matrices, batch_index, output_size):
+# dx and dy of the four bilinear taps, in the order of bilinear_taps' last axis
+_TAPS = ((0, 1, 0, 1), (0, 0, 1, 1))
+
+
+def affine_align(features, matrices, batch_index, output_size, check_batch_index=True):
     """
     Bilinear sampling of per-person windows from batched feature maps.
 
@@ -111,6 +125,9 @@ def affine_align(features, matrices, batch_index, output_size):
             coordinates.
         batch_index (Tensor): (N,) long, the image of each window.
         output_size (tuple[int, int]): window (h, w).
+        check_batch_index (bool): raise a ValueError for a ``batch_index`` outside
+            [0, B). This reads two values on the host (a synchronization on a GPU); a caller
+            that builds ``batch_index`` itself, in range, can skip it.
 
     Returns:
         Tensor: (N, C, h, w), differentiable with respect to ``features``; finite for finite
@@ -131,7 +148,7 @@ def affine_align(features, matrices, batch_index, output_size):
     if num == 0:
         return features.new_zeros((0, channels, h, w))
     batch_index = batch_index.to(features.device)
-    if int(batch_index.min()) < 0 or int(batch_index.max()) >= num_images:
+    if check_batch_index and (int(batch_index.min()) < 0 or int(batch_index.max()) >= num_images):
         raise ValueError(
             f"affine_align: batch_index holds values outside [0, {num_images}): {batch_index.tolist()}"
         )

@@ -5,7 +5,10 @@ A source is called with the model's ``batched_inputs`` and their preprocessed ``
 and returns, per image, ``(keypoints, person_scores)``: keypoints (N, 17, 3) float32 of
 (x, y, v) in the *input image's* continuous coordinates (Detectron2's convention: pixel
 (i, j) spans [i, i + 1]; the input image is ``batched_inputs[i]["image"]``, already resized
-by the mapper) with v > 0 meaning labeled, and person_scores (N,) float32.
+by the mapper) with v > 0 meaning labeled, and person_scores (N,) float32. They may be on the
+host or on the model's device: the model copies host tensors to the device itself, all images
+at once (sources that read their persons from the inputs or from a file keep them on the host,
+so that the number of persons per image is known there without a device round trip).
 
 Predicted keypoints come with a confidence per keypoint instead of a visibility; they are
 mapped to (x, y, 2) when the confidence is at least KEYPOINT_CONFIDENCE_THRESHOLD and to
@@ -99,7 +102,8 @@ def _input_from_original_scale(x, images, i):
 
 @KEYPOINT_SOURCE_REGISTRY.register()
 class GTKeypointSource:
-    """Ground-truth keypoints: ``instances.gt_keypoints`` of each input; every person scores 1."""
+    """Ground-truth keypoints: ``instances.gt_keypoints`` of each input, where the inputs hold
+    them (on the host, as a data loader gives them); every person scores 1."""
 
     def __init__(self, cfg=None, model=None):
         pass
@@ -114,7 +118,7 @@ class GTKeypointSource:
                     f"({x.get('file_name', 'no file name')}) has none; map it with "
                     "pose2seg_d2.data.Pose2SegDatasetMapper, which keeps keypoints at test time."
                 )
-            keypoints = instances.gt_keypoints.tensor.to(images.tensor.device, torch.float32)
+            keypoints = instances.gt_keypoints.tensor.to(torch.float32)
             out.append((keypoints, torch.ones(len(keypoints), device=keypoints.device)))
         return out
 
@@ -246,15 +250,16 @@ class JSONKeypointSource:
         return None
 
     def __call__(self, batched_inputs, images):
-        device = images.tensor.device
+        # on the host: the file's persons are there, and which of them pass the filters is
+        # known there without a device round trip
         out = []
         for i, x in enumerate(batched_inputs):
             found = self.entries(x)
             if found is None:
-                out.append((torch.zeros(0, NUM_KEYPOINTS, 3, device=device), torch.zeros(0, device=device)))
+                out.append((torch.zeros(0, NUM_KEYPOINTS, 3), torch.zeros(0)))
                 continue
-            keypoints = torch.as_tensor(found[0], device=device).clone()
-            scores = torch.as_tensor(found[1], device=device)
+            keypoints = torch.from_numpy(found[0]).clone()
+            scores = torch.from_numpy(found[1])
             sx, sy = _input_from_original_scale(x, images, i)
             keypoints[..., 0] *= sx
             keypoints[..., 1] *= sy

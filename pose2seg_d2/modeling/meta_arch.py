@@ -1,21 +1,34 @@
 """Pose2Seg as a Detectron2 meta-architecture."""
+import contextlib
 import math
+from dataclasses import dataclass
+from typing import List
 
 import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
-from detectron2.structures import BitMasks, ImageList, Instances, PolygonMasks
+from detectron2.structures import BitMasks, Boxes, ImageList, Instances, PolygonMasks
 from torch import nn
 
-from ..layers import affine_align, warp_windows_to_image
-from ..pose import random_window_augmentation, scale_matrix, transform_keypoints
+from ..layers import affine_align, paste_masks_per_image
+from ..pose import NUM_KEYPOINTS, random_window_augmentation, transform_keypoints
+from ..utils import cat_to_device, device_constant, to_device
 from .aligners import build_aligner
 from .keypoint_sources import build_keypoint_source
 from .seg_module import build_pose2seg_head
 from .skeleton_features import build_skeleton_features
 
-__all__ = ["Pose2Seg", "feature_from_input_matrix", "continuous_from_pixel_matrix", "mask_confidence"]
+__all__ = [
+    "Pose2Seg",
+    "feature_from_input_matrix",
+    "continuous_from_pixel_matrix",
+    "continuous_from_pixel_matrices",
+    "mask_confidence",
+]
+
+# MODEL.POSE2SEG.AUTOCAST -> dtype
+AUTOCAST_DTYPES = {"": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def feature_from_input_matrix(stride, dtype=torch.float64, device=None):
@@ -38,6 +51,39 @@ def continuous_from_pixel_matrix(scale_x=1.0, scale_y=1.0, dtype=torch.float64, 
         dtype=dtype,
         device=device,
     )
+
+
+def continuous_from_pixel_matrices(scales):
+    """
+    :func:`continuous_from_pixel_matrix` for many scales at once.
+
+    Args:
+        scales (Tensor): (N, 2) (scale_x, scale_y).
+
+    Returns:
+        Tensor (N, 3, 3) in the scales' dtype.
+    """
+    sx, sy = scales.unbind(1)
+    zero, one = torch.zeros_like(sx), torch.ones_like(sx)
+    return torch.stack([sx, zero, 0.5 * sx, zero, sy, 0.5 * sy, zero, zero, one], dim=1).view(-1, 3, 3)
+
+
+def _scale_matrices(scales):
+    """(N, 2) (sx, sy) -> (N, 3, 3) diagonal (sx, sy, 1)."""
+    return torch.diag_embed(torch.cat([scales, torch.ones_like(scales[:, :1])], dim=1))
+
+
+@dataclass
+class _Persons:
+    """All persons of a batch of images, on the model's device, in image order."""
+
+    keypoints: torch.Tensor  # (N, 17, 3) float32, input-image continuous coordinates
+    scores: torch.Tensor  # (N,) float32 person scores
+    batch_index: torch.Tensor  # (N,) long
+    feature_sizes: torch.Tensor  # (N, 2) float64 valid feature-map (height, width)
+    input_sizes: torch.Tensor  # (N, 2) float64 input image (height, width)
+    output_sizes: torch.Tensor  # (N, 2) float64 output image (height, width)
+    counts: List[int]  # persons per image, on the host
 
 
 @META_ARCH_REGISTRY.register()
@@ -66,6 +112,8 @@ class Pose2Seg(nn.Module):
         augmentation=None,
         mask_threshold=0.5,
         score="person_x_mask",
+        channels_last=False,
+        autocast="",
     ):
         """
         Args:
@@ -83,6 +131,10 @@ class Pose2Seg(nn.Module):
             mask_threshold (float): probability threshold of the pasted masks.
             score (str): "person_x_mask" (the person score times the mask's confidence, see
                 :func:`mask_confidence`) or "person" (the person score alone).
+            channels_last (bool): run the backbone and the head channels-last on CUDA too
+                (always on the CPU).
+            autocast (str): "", "bf16" or "fp16": at inference on CUDA, run the backbone and
+                the head under ``torch.autocast`` in that dtype.
         """
         super().__init__()
         self.backbone = backbone
@@ -99,6 +151,16 @@ class Pose2Seg(nn.Module):
         if score not in ("person_x_mask", "person"):
             raise ValueError(f"MODEL.POSE2SEG.SCORE must be 'person_x_mask' or 'person', got {score!r}")
         self.score = score
+        if not 0.0 < mask_threshold <= 1.0:
+            raise ValueError(f"MODEL.POSE2SEG.MASK_THRESHOLD must be in (0, 1], got {mask_threshold}")
+        if autocast not in AUTOCAST_DTYPES:
+            raise ValueError(f"MODEL.POSE2SEG.AUTOCAST must be one of {sorted(AUTOCAST_DTYPES)}, got {autocast!r}")
+        self.autocast_dtype = AUTOCAST_DTYPES[autocast]
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            # weights in the activations' layout: no per-call weight conversion in the convs
+            self.backbone.to(memory_format=torch.channels_last)
+            self.head.to(memory_format=torch.channels_last)
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
 
@@ -130,6 +192,8 @@ class Pose2Seg(nn.Module):
             "augmentation": augmentation,
             "mask_threshold": p.MASK_THRESHOLD,
             "score": p.SCORE,
+            "channels_last": p.CHANNELS_LAST,
+            "autocast": p.AUTOCAST,
         }
 
     @property
@@ -137,28 +201,61 @@ class Pose2Seg(nn.Module):
         return self.pixel_mean.device
 
     def preprocess_image(self, batched_inputs):
-        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        images = [
+            (to_device(x["image"], self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs
+        ]
         images = ImageList.from_tensors(
             images, self.backbone.size_divisibility, padding_constraints=self.backbone.padding_constraints
         )
-        if images.tensor.device.type == "cpu":
+        if images.tensor.device.type == "cpu" or self.channels_last:
             # Channels-last on the CPU: the ResNet-FPN runs about 10% faster, and its feature maps
             # come out in the layout affine_align gathers from, without a copy.
             images = ImageList(images.tensor.contiguous(memory_format=torch.channels_last), images.image_sizes)
         return images
 
+    def _autocast(self):
+        """MODEL.POSE2SEG.AUTOCAST around the backbone and the head, at inference on CUDA."""
+        if self.autocast_dtype is None or self.training or self.device.type != "cuda":
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=self.autocast_dtype)
+
     # ------------------------------------------------------------------ shared
-    def _persons(self, keypoints_per_image, image_sizes):
-        """Concatenate persons: keypoints (N, 17, 3), batch_index (N,), feature sizes (N, 2)."""
-        counts = torch.tensor([len(k) for k in keypoints_per_image], device=self.device)
-        keypoints = torch.cat([k.to(self.device, torch.float32) for k in keypoints_per_image])
-        batch_index = torch.repeat_interleave(torch.arange(len(counts), device=self.device), counts)
-        sizes = torch.tensor(
-            [[math.ceil(h / self.stride), math.ceil(w / self.stride)] for h, w in image_sizes],
+    def _persons(self, keypoints_per_image, scores_per_image, image_sizes, output_sizes=None):
+        """
+        All persons of the batch on the device, in image order.
+
+        The per-person bookkeeping (image index, feature, input and output sizes) is made on
+        the host from the numbers of persons, which the host knows from the inputs, and copied
+        to the device with the keypoints without a synchronization (:func:`cat_to_device`).
+        """
+        output_sizes = image_sizes if output_sizes is None else output_sizes
+        counts = [len(k) for k in keypoints_per_image]
+        per_image = torch.tensor(
+            [
+                [i, math.ceil(h / self.stride), math.ceil(w / self.stride), h, w, out_h, out_w]
+                for i, ((h, w), (out_h, out_w)) in enumerate(zip(image_sizes, output_sizes))
+            ],
             dtype=torch.float64,
-            device=self.device,
         )
-        return keypoints, batch_index, sizes[batch_index]
+        per_person = to_device(per_image.repeat_interleave(torch.tensor(counts), dim=0), self.device)
+        keypoints = cat_to_device(
+            [k.reshape(-1, NUM_KEYPOINTS, 3).to(torch.float32) for k in keypoints_per_image], self.device
+        )
+        scores = cat_to_device([s.reshape(-1).to(torch.float32) for s in scores_per_image], self.device)
+        return _Persons(
+            keypoints=keypoints,
+            scores=scores,
+            batch_index=per_person[:, 0].long(),
+            feature_sizes=per_person[:, 1:3],
+            input_sizes=per_person[:, 3:5],
+            output_sizes=per_person[:, 5:7],
+            counts=counts,
+        )
+
+    def _feature_from_input(self):
+        """:func:`feature_from_input_matrix` on the device, made once."""
+        s = 1.0 / self.stride
+        return device_constant(((s, 0.0, -0.5), (0.0, s, -0.5), (0.0, 0.0, 1.0)), torch.float64, self.device)
 
     def _window_logits(self, features, keypoints, batch_index, feature_sizes):
         """
@@ -167,28 +264,33 @@ class Pose2Seg(nn.Module):
             coordinates -> window pixels.
         """
         window_from_feature = self._align(keypoints, feature_sizes)
-        window_from_input = window_from_feature @ feature_from_input_matrix(self.stride, device=self.device)
+        window_from_input = window_from_feature @ self._feature_from_input()
         window_keypoints = transform_keypoints(keypoints, window_from_input)
         skeleton = self.skeleton(window_keypoints, self.window_size)
-        aligned = affine_align(features, window_from_feature, batch_index, self.window_size)
-        # aligned has channels-last strides; on the CPU, where the head runs channels-last, give
-        # the skeleton channels the same layout so that the concatenation needs no conversion
-        layout = torch.channels_last if aligned.device.type == "cpu" else torch.contiguous_format
+        # batch_index is built by _persons, in range: no check (it would read it on the host)
+        aligned = affine_align(features, window_from_feature, batch_index, self.window_size, check_batch_index=False)
+        # aligned has channels-last strides; where the head runs channels-last, give the
+        # skeleton channels the same layout so that the concatenation needs no conversion
+        channels_last = aligned.device.type == "cpu" or self.channels_last
+        layout = torch.channels_last if channels_last else torch.contiguous_format
         inputs = torch.cat([aligned, skeleton.to(aligned.dtype).contiguous(memory_format=layout)], dim=1)
-        return self.head(inputs), window_from_input
+        with self._autocast():
+            logits = self.head(inputs)
+        return logits, window_from_input
 
     def _align(self, keypoints, feature_sizes):
-        feature_keypoints = transform_keypoints(keypoints, feature_from_input_matrix(self.stride, device=self.device))
+        feature_keypoints = transform_keypoints(keypoints, self._feature_from_input())
         matrices = self.aligner(feature_keypoints, feature_sizes).to(torch.float64)
         if self.training and self.augmentation is not None:
             a = self.augmentation
             jitter = random_window_augmentation(
-                len(matrices), self.window_size, a["angle"], a["scale"], a["translate"]
-            ).to(self.device)
+                len(matrices), self.window_size, a["angle"], a["scale"], a["translate"], device=self.device
+            )
             matrices = jitter @ matrices
         return matrices
 
     def _probabilities(self, logits):
+        logits = logits.float()
         if logits.shape[1] == 1:
             return logits[:, 0].sigmoid()
         return logits.softmax(dim=1)[:, 1]
@@ -212,37 +314,57 @@ class Pose2Seg(nn.Module):
         # The backbone's other outputs (e.g. FPN p3-p6) are unused; a zero term keeps their
         # parameters in the graph, as DistributedDataParallel requires.
         unused = sum(f.sum() for name, f in all_features.items() if name != self.in_feature) * 0.0
-        instances = [x["instances"].to(self.device) for x in batched_inputs]
-        keypoints, batch_index, feature_sizes = self._persons(
-            [i.gt_keypoints.tensor for i in instances], images.image_sizes
-        )
-        chosen = torch.arange(len(keypoints), device=self.device)
-        if len(chosen) > self.max_instances_per_batch:
-            chosen = torch.randperm(len(chosen), device=self.device)[: self.max_instances_per_batch]
-        if len(chosen) == 0:
+        instances = [x["instances"] for x in batched_inputs]
+        chosen = self._choose_persons([len(i.gt_keypoints) for i in instances])
+        if not any(len(c) for c in chosen):
             # no person in the batch: a zero loss that still reaches every parameter
             zero = features.sum() * 0.0 + sum(p.sum() * 0.0 for p in self.head.parameters())
             return {"loss_mask": zero + unused}
 
+        keypoints = [i.gt_keypoints.tensor[c] for i, c in zip(instances, chosen)]
+        persons = self._persons(keypoints, [torch.ones(len(c)) for c in chosen], images.image_sizes)
         logits, window_from_input = self._window_logits(
-            features, keypoints[chosen], batch_index[chosen], feature_sizes[chosen]
+            features, persons.keypoints, persons.batch_index, persons.feature_sizes
         )
-        masks = self._padded_gt_masks(instances, images)[chosen]
-        window_from_pixel = window_from_input @ continuous_from_pixel_matrix(device=self.device)
+        masks = self._padded_gt_masks(instances, chosen, images)
+        window_from_pixel = window_from_input @ device_constant(
+            ((1.0, 0.0, 0.5), (0.0, 1.0, 0.5), (0.0, 0.0, 1.0)), torch.float64, self.device
+        )
         targets = sample_masks_into_windows(masks, window_from_pixel, self.window_size)
         return {"loss_mask": self._mask_loss(logits, targets) + unused}
 
-    def _padded_gt_masks(self, instances, images):
-        """(N, H, W) float masks of all persons at the padded batch size."""
+    def _choose_persons(self, counts):
+        """
+        The persons segmented in a training batch: all, or MAX_INSTANCES_PER_BATCH of them at
+        random. Drawn on the host, where the numbers of persons are.
+
+        Returns:
+            list[Tensor]: per image, the (long, ascending) indices of its chosen persons.
+        """
+        total = sum(counts)
+        chosen = torch.arange(total)
+        if total > self.max_instances_per_batch:
+            chosen = torch.randperm(total)[: self.max_instances_per_batch].sort().values
+        starts = [sum(counts[:i]) for i in range(len(counts))]
+        return [chosen[(chosen >= s) & (chosen < s + n)] - s for s, n in zip(starts, counts)]
+
+    def _padded_gt_masks(self, instances, chosen, images):
+        """(N, H, W) float masks of the chosen persons at the padded batch size, on the device:
+        rasterized and padded on the host, copied as one bool tensor."""
         height, width = images.tensor.shape[-2:]
         padded = []
-        for inst, (h, w) in zip(instances, images.image_sizes):
+        for inst, index, (h, w) in zip(instances, chosen, images.image_sizes):
+            if len(index) == 0:
+                continue
             masks = inst.gt_masks
             if isinstance(masks, PolygonMasks):
-                masks = BitMasks.from_polygon_masks(masks, h, w)
-            m = masks.tensor.to(self.device, torch.float32)
-            padded.append(F.pad(m, (0, width - m.shape[-1], 0, height - m.shape[-2])))
-        return torch.cat(padded)
+                masks = BitMasks.from_polygon_masks(masks[index], h, w).tensor
+            else:
+                masks = getattr(masks, "tensor", masks)  # BitMasks or a tensor
+                masks = masks[index if masks.device.type == "cpu" else to_device(index, masks.device)]
+            masks = masks.to(torch.bool)
+            padded.append(F.pad(masks, (0, width - masks.shape[-1], 0, height - masks.shape[-2])))
+        return cat_to_device(padded, self.device).to(torch.float32)
 
     def _mask_loss(self, logits, targets):
         """targets: (N, h, w) in [0, 1], binarized at 0.5."""
@@ -263,40 +385,67 @@ class Pose2Seg(nn.Module):
             score, highest first (the score rule is MODEL.POSE2SEG.SCORE). Every given
             person gets a mask; one without usable keypoints (NaN, infinite, far out of the
             image, fewer than 3) gets the aligner's fallback window (see
-            :meth:`PoseTemplates.fit`), so the outputs are finite for any keypoints.
+            :meth:`PoseTemplates.fit`), so the outputs are finite for any keypoints. All
+            tensors are on the model's device.
+
+        All persons of the batch are processed together, as tensors on the device; the outputs
+        are split per image at the end, by the numbers of persons the host knows from the
+        keypoint source. The host reads one thing from the device (the crops' sizes for the
+        warp-back, :func:`paste_masks_per_image`) whatever the number of persons and images,
+        when the keypoint source keeps its persons on the host ("gt", "json").
         """
         assert not self.training
         images = self.preprocess_image(batched_inputs)
-        features = self.backbone(images.tensor)[self.in_feature]
+        with self._autocast():
+            features = self.backbone(images.tensor)[self.in_feature]
         sources = self.keypoint_source(batched_inputs, images)
-        keypoints, batch_index, feature_sizes = self._persons([k for k, _ in sources], images.image_sizes)
-        scores = torch.cat([s.to(self.device, torch.float32) for _, s in sources])
-        if len(keypoints):
-            logits, window_from_input = self._window_logits(features, keypoints, batch_index, feature_sizes)
+        output_sizes = [
+            (x.get("height", h), x.get("width", w)) if do_postprocess else (h, w)
+            for x, (h, w) in zip(batched_inputs, images.image_sizes)
+        ]
+        persons = self._persons([k for k, _ in sources], [s for _, s in sources], images.image_sizes, output_sizes)
+        num = len(persons.keypoints)
+        scores = persons.scores
+        if num:
+            logits, window_from_input = self._window_logits(
+                features, persons.keypoints, persons.batch_index, persons.feature_sizes
+            )
             probabilities = self._probabilities(logits)
             if self.score == "person_x_mask":
                 scores = scores * mask_confidence(probabilities, self.mask_threshold)
+            # by image, and by score within each image, highest first (ties keep the input order)
+            order = torch.argsort(scores, descending=True, stable=True)
+            order = order[torch.argsort(persons.batch_index[order], stable=True)]
+            scores, probabilities = scores[order], probabilities[order]
+            window_from_output = window_from_input[order] @ continuous_from_pixel_matrices(
+                (persons.input_sizes / persons.output_sizes)[order].flip(-1)
+            )
+            pasted = paste_masks_per_image(
+                probabilities, window_from_output, output_sizes, persons.counts, self.mask_threshold
+            )
+        else:
+            order = persons.batch_index  # empty
+            pasted = [
+                (torch.zeros(0, h, w, dtype=torch.bool, device=self.device), torch.zeros(0, 4, device=self.device))
+                for h, w in output_sizes
+            ]
+        # in output coordinates; keypoints the model left out as unlabeled (NaN, infinite,
+        # out of bounds: see labeled_mask) come back as (0, 0, 0)
+        output_from_input = _scale_matrices((persons.output_sizes / persons.input_sizes)[order].flip(-1))
+        keypoints = transform_keypoints(persons.keypoints[order], output_from_input)
+        classes = torch.zeros(num, dtype=torch.long, device=self.device)
+
         results = []
-        for i, (x, (h, w)) in enumerate(zip(batched_inputs, images.image_sizes)):
-            out_h, out_w = (x.get("height", h), x.get("width", w)) if do_postprocess else (h, w)
-            members = (batch_index == i).nonzero()[:, 0]
-            members = members[scores[members].argsort(descending=True, stable=True)]
-            result = Instances((out_h, out_w))
-            input_from_output = continuous_from_pixel_matrix(w / out_w, h / out_h, device=self.device)
-            if len(members):
-                window_from_output = window_from_input[members] @ input_from_output
-                masks = warp_windows_to_image(probabilities[members], window_from_output, (out_h, out_w))
-                masks = masks >= self.mask_threshold
-            else:
-                masks = torch.zeros(0, out_h, out_w, dtype=torch.bool, device=self.device)
-            # in output coordinates; keypoints the model left out as unlabeled (NaN, infinite,
-            # out of bounds: see labeled_mask) come back as (0, 0, 0)
-            person_keypoints = transform_keypoints(keypoints[members], scale_matrix(out_w / w, out_h / h))
+        start = 0
+        for output_size, count, (masks, boxes) in zip(output_sizes, persons.counts, pasted):
+            members = slice(start, start + count)
+            start += count
+            result = Instances(output_size)
             result.pred_masks = masks
-            result.pred_boxes = BitMasks(masks).get_bounding_boxes()
+            result.pred_boxes = Boxes(boxes)
             result.scores = scores[members]
-            result.pred_classes = torch.zeros(len(members), dtype=torch.long, device=self.device)
-            result.pred_keypoints = person_keypoints
+            result.pred_classes = classes[members]
+            result.pred_keypoints = keypoints[members]
             results.append({"instances": result})
         return results
 
@@ -319,4 +468,4 @@ def mask_confidence(probabilities, threshold):
 def sample_masks_into_windows(masks, window_from_pixel, window_size):
     """Sample each person's image mask (N, H, W) into its window: (N, h, w)."""
     batch_index = torch.arange(len(masks), device=masks.device)
-    return affine_align(masks[:, None], window_from_pixel, batch_index, window_size)[:, 0]
+    return affine_align(masks[:, None], window_from_pixel, batch_index, window_size, check_batch_index=False)[:, 0]

@@ -1,6 +1,7 @@
 """Skeleton features: part confidence maps and part affinity fields in the window (SPEC §2.4)."""
 import torch
 
+from ..utils import device_constant
 from .keypoints import COCO_PERSON_LIMBS, NUM_KEYPOINTS
 from .transforms import labeled_mask
 
@@ -73,7 +74,7 @@ def skeleton_features(keypoints, size, sigma=3.0, paf_width=1.0, signed_occluded
 
     # Part affinity fields: on each row, the pixels within paf_width of the limb's line and
     # inside its grown box form one interval of x.
-    limbs = torch.as_tensor(COCO_PERSON_LIMBS, device=device)
+    limbs = device_constant(COCO_PERSON_LIMBS, torch.long, device)
     start, end = xy[:, limbs[:, 0]], xy[:, limbs[:, 1]]  # (N, L, 2)
     delta = end - start
     length = torch.linalg.vector_norm(delta, dim=-1)

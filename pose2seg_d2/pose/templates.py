@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..utils import device_constant, to_device
 from .keypoints import COCO_PERSON_FLIP_MAP, COCO_PERSON_KEYPOINT_NAMES, NUM_KEYPOINTS, flip_permutation
 from .transforms import keypoint_box_matrices, labeled_mask, per_person_sizes, resize_padding_matrices
 
@@ -137,6 +138,16 @@ class PoseTemplates:
         with open(path, "w") as f:
             json.dump(data, f, indent=1)
 
+    def _templates_on(self, device):
+        """:attr:`templates` on ``device``, copied there once (not once per call)."""
+        cache = self.__dict__.setdefault("_device_copies", {})
+        source, copy = cache.get(device, (None, None))
+        if source is not self.templates:
+            # a tensor of its own on the CPU too, as on a GPU
+            copy = to_device(self.templates.clone(), device)
+            cache[device] = (self.templates, copy)
+        return copy
+
     # ---------------------------------------------------------------- alignment
     def similarity_fits(self, keypoints, hard=True):
         """
@@ -156,7 +167,7 @@ class PoseTemplates:
         """
         keypoints = _as_keypoint_tensor(keypoints)
         device = keypoints.device
-        templates = self.templates.to(device)
+        templates = self._templates_on(device)
         person_labeled = labeled_mask(keypoints)  # (N, 17)
         template_present = templates[..., 2] > 0  # (T, 17)
         shared = person_labeled[:, None] & template_present[None]  # (N, T, 17)
@@ -258,7 +269,7 @@ class PoseTemplates:
                 template_index=torch.zeros(0, dtype=torch.long, device=device),
             )
         fits, scores = self.similarity_fits(keypoints, hard=hard)
-        to_window = torch.diag(torch.tensor([dst_w, dst_h, 1.0], dtype=torch.float64, device=device))
+        to_window = device_constant(((dst_w, 0.0, 0.0), (0.0, dst_h, 0.0), (0.0, 0.0, 1.0)), torch.float64, device)
         window_fits = to_window @ fits  # (N, T, 3, 3)
         scale = torch.hypot(window_fits[..., 0, 0], window_fits[..., 0, 1])
         accepted = (scores > 0) & (scale > release_scale[:, None])

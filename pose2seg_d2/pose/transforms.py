@@ -9,6 +9,8 @@ import math
 
 import torch
 
+from ..utils import device_constant, to_device
+
 __all__ = [
     "MAX_COORDINATE",
     "labeled_mask",
@@ -44,9 +46,10 @@ def labeled_mask(keypoints):
         :data:`MAX_COORDINATE`. Keypoints with a NaN or infinite value, or a coordinate beyond
         that bound, are unlabeled.
     """
-    finite = torch.isfinite(keypoints).all(dim=-1)
-    inside = (keypoints[..., :2].abs() <= MAX_COORDINATE).all(dim=-1)
-    return finite & inside & (torch.nan_to_num(keypoints[..., 2], nan=0.0) > 0)
+    # |x|, |y| <= MAX_COORDINATE and |v| <= the largest float: False for NaN and infinite values
+    bounds = (MAX_COORDINATE, MAX_COORDINATE, torch.finfo(torch.float64).max)
+    bounds = device_constant(bounds, torch.float64, keypoints.device)
+    return (keypoints.abs() <= bounds).all(dim=-1) & (keypoints[..., 2] > 0)
 
 
 def labeled_keypoint_box(keypoints):
@@ -62,8 +65,8 @@ def labeled_keypoint_box(keypoints):
     labeled = labeled_mask(keypoints)
     xy = torch.nan_to_num(keypoints[..., :2].to(torch.float64), nan=0.0, posinf=0.0, neginf=0.0)
     big = torch.finfo(torch.float64).max
-    low = torch.where(labeled[..., None], xy, xy.new_tensor(big)).amin(dim=1)
-    high = torch.where(labeled[..., None], xy, xy.new_tensor(-big)).amax(dim=1)
+    low = torch.where(labeled[..., None], xy, big).amin(dim=1)
+    high = torch.where(labeled[..., None], xy, -big).amax(dim=1)
     return low, high, labeled.any(dim=1)
 
 
@@ -192,26 +195,31 @@ def random_window_augmentation(
         angle_range (tuple[float, float]): rotation in degrees.
         scale_range (tuple[float, float]): uniform scale factor.
         translate_range (tuple[float, float]): shift as a fraction of the window side.
+        generator (torch.Generator): draws the numbers, on its device; None: the default
+            generator of ``device``.
+        device: where the result goes (None: the CPU).
 
     Returns:
         Tensor (num, 3, 3) float64 mapping window coordinates to augmented window coordinates:
         ``T(center + t * size) @ R(angle) S(scale) @ T(-center)``.
     """
     h, w = dst_size
+    # drawn where the generator draws (the device, without one), so that no host data is copied
+    draw_device = generator.device if generator is not None else torch.device(device or "cpu")
 
     def uniform(bounds, *shape):
         lo, hi = float(bounds[0]), float(bounds[1])
-        return lo + (hi - lo) * torch.rand(*shape, generator=generator, dtype=torch.float64)
+        return lo + (hi - lo) * torch.rand(*shape, generator=generator, dtype=torch.float64, device=draw_device)
 
     angle = uniform(angle_range, num) * (math.pi / 180.0)
     scale = uniform(scale_range, num)
-    shift = uniform(translate_range, num, 2) * torch.tensor([w, h], dtype=torch.float64)
+    shift = uniform(translate_range, num, 2) * device_constant((float(w), float(h)), torch.float64, draw_device)
     cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
     cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
-    m = torch.zeros(num, 3, 3, dtype=torch.float64)
+    m = torch.zeros(num, 3, 3, dtype=torch.float64, device=draw_device)
     m[:, 0, 0], m[:, 0, 1] = cos, -sin
     m[:, 1, 0], m[:, 1, 1] = sin, cos
     m[:, 0, 2] = cx + shift[:, 0] - (cos * cx - sin * cy)
     m[:, 1, 2] = cy + shift[:, 1] - (sin * cx + cos * cy)
     m[:, 2, 2] = 1.0
-    return m.to(device) if device is not None else m
+    return m if device is None else to_device(m, device)
