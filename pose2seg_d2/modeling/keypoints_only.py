@@ -7,9 +7,10 @@ the output).
 import torch
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY
-from detectron2.structures import BitMasks, Instances
+from detectron2.structures import Boxes, Instances
 from torch import nn
 
+from ..layers import boxes_from_masks
 from ..pose.keypoints import COCO_PERSON_KEYPOINT_NAMES
 from ..pose.transforms import labeled_mask
 from .keypoint_sources import build_keypoint_source
@@ -181,7 +182,7 @@ class KeypointsOnlyMasks(nn.Module):
             masks = figure_masks(keypoints, (out_h, out_w), self.arm_width, self.leg_width, self.head_radius)
             result = Instances((out_h, out_w))
             result.pred_masks = masks
-            result.pred_boxes = BitMasks(masks).get_bounding_boxes()
+            result.pred_boxes = Boxes(boxes_from_masks(masks))
             result.scores = scores.to(self.device, torch.float32)
             result.pred_classes = torch.zeros(len(masks), dtype=torch.long, device=self.device)
             result.pred_keypoints = keypoints
