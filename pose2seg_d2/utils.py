@@ -1,9 +1,12 @@
 """Small helpers shared by the package."""
 import os
 
-__all__ = ["datasets_root", "resolve_path", "default_templates_file"]
+__all__ = ["datasets_root", "resolve_path", "default_templates_file", "PACKAGE_ASSETS_PREFIX"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+# A config path starting with this names a file shipped in pose2seg_d2/assets/.
+PACKAGE_ASSETS_PREFIX = "pose2seg_d2://"
 
 
 def datasets_root():
@@ -18,12 +21,15 @@ def default_templates_file():
 
 def resolve_path(path):
     """
-    Expand a path from a config: "" -> the packaged templates file; a leading
-    "$DETECTRON2_DATASETS" or "${DETECTRON2_DATASETS}" -> :func:`datasets_root`; "~" and other
-    environment variables as the shell would.
+    Expand a path from a config: "" -> the packaged templates file; "pose2seg_d2://NAME" ->
+    the packaged asset pose2seg_d2/assets/NAME; a leading "$DETECTRON2_DATASETS" or
+    "${DETECTRON2_DATASETS}" -> :func:`datasets_root`; "~" and other environment variables as
+    the shell would.
     """
     if not path:
         return default_templates_file()
+    if path.startswith(PACKAGE_ASSETS_PREFIX):
+        return os.path.join(_PACKAGE_DIR, "assets", path[len(PACKAGE_ASSETS_PREFIX) :])
     for token in ("${DETECTRON2_DATASETS}", "$DETECTRON2_DATASETS"):
         if path.startswith(token):
             path = datasets_root() + path[len(token) :]

@@ -19,7 +19,13 @@ __all__ = ["Pose2SegTrainer", "build_adam_or_sgd_optimizer", "uses_pose2seg"]
 
 
 def uses_pose2seg(cfg):
-    return cfg.MODEL.META_ARCHITECTURE == "Pose2Seg"
+    """Whether cfg's meta-architecture is Pose2Seg or a subclass of it (e.g. ReleasePose2Seg)."""
+    from detectron2.modeling import META_ARCH_REGISTRY
+
+    from ..modeling import Pose2Seg
+
+    name = cfg.MODEL.META_ARCHITECTURE
+    return name in META_ARCH_REGISTRY and issubclass(META_ARCH_REGISTRY.get(name), Pose2Seg)
 
 
 def build_adam_or_sgd_optimizer(cfg, model):
