@@ -282,3 +282,171 @@ def test_converted_checkpoint_gives_the_release_masks(release_setup):
           f"mean {ious.mean():.4f}, min {ious.min():.4f}")  # fmt: skip
     assert ious.min() >= 0.95
     assert ious.mean() >= 0.98
+
+
+# ---------------------------------------------------------------------------- the converter
+@pytest.fixture(scope="module")
+def release_state_dict():
+    torch.manual_seed(1)
+    return ref.ReleaseModel().state_dict()
+
+
+@pytest.fixture(scope="module")
+def release_model_state():
+    from detectron2.modeling import build_model
+
+    return build_model(load_config(RELEASE_CONFIG, ["MODEL.DEVICE", "cpu"])).state_dict()
+
+
+def test_converter_renames_every_release_key(release_state_dict, release_model_state):
+    from pose2seg_d2.engine.release_checkpoint import convert_release_state_dict
+
+    converted = convert_release_state_dict(release_state_dict, release_model_state)
+    assert converted.keys() == release_model_state.keys()
+    pairs = {
+        "backbone.conv1.weight": "backbone.bottom_up.stem.conv1.weight",
+        "backbone.bn1.running_var": "backbone.bottom_up.stem.conv1.norm.running_var",
+        "backbone.layer1.0.conv4.weight": "backbone.bottom_up.res2.0.shortcut.weight",
+        "backbone.layer3.5.bn2.weight": "backbone.bottom_up.res4.5.conv2.norm.weight",
+        "backbone.layer4.0.conv1.weight": "backbone.bottom_up.res5.0.conv1.weight",
+        "backbone.fpn_c1p1.bias": "backbone.fpn_lateral2.bias",
+        "backbone.fpn_c4p4.weight": "backbone.fpn_lateral5.weight",
+        "backbone.fpn_p1.weight": "backbone.fpn_output2.weight",
+        "segnet.conv1.weight": "head.stem.weight",
+        "segnet.bn1.running_mean": "head.stem_norm.running_mean",
+        "segnet.layer1.0.downsample.0.weight": "head.units.0.shortcut.0.weight",
+        "segnet.layer1.9.bn3.bias": "head.units.9.norm3.bias",
+        "segnet.decoder1.0.downsample.1.running_var": "head.decoder.shortcut.1.running_var",
+        "segnet.decoder1.0.conv2.bias": "head.decoder.conv2.bias",
+        "segnet.pred_small.weight": "head.predictor.weight",
+    }
+    for theirs, ours in pairs.items():
+        assert torch.equal(converted[ours], release_state_dict[theirs]), theirs
+    # the older files name the SegModule pose2seg.seg_branch
+    older = {k.replace("segnet.", "pose2seg.seg_branch.", 1): v for k, v in release_state_dict.items()}
+    again = convert_release_state_dict(older, release_model_state)
+    assert again.keys() == converted.keys() and all(torch.equal(again[k], converted[k]) for k in converted)
+
+
+def test_converter_names_unknown_missing_and_misshapen_keys(release_state_dict, release_model_state):
+    from pose2seg_d2.engine.release_checkpoint import ReleaseCheckpointError, convert_release_state_dict
+
+    unknown = dict(release_state_dict, **{"backbone.layer5.0.conv1.weight": torch.zeros(1), "extra.num_batches_tracked": torch.zeros(1)})
+    with pytest.raises(ReleaseCheckpointError, match=r"2 unknown key\(s\).*backbone\.layer5\.0\.conv1\.weight.*extra\.num_batches_tracked"):
+        convert_release_state_dict(unknown, release_model_state)
+    missing = {k: v for k, v in release_state_dict.items() if k != "segnet.pred_small.bias"}
+    with pytest.raises(ReleaseCheckpointError, match=r"missing from the checkpoint: \['head\.predictor\.bias'\]"):
+        convert_release_state_dict(missing, release_model_state)
+    no_skeleton = dict(release_state_dict, **{"segnet.conv1.weight": torch.zeros(256, 256, 7, 7)})
+    with pytest.raises(ReleaseCheckpointError, match=r"head\.stem\.weight: checkpoint \(256, 256, 7, 7\), model \(256, 311, 7, 7\).*NoSkeletonFeatures"):
+        convert_release_state_dict(no_skeleton, release_model_state)
+
+
+def test_convert_tool_reports_errors_and_writes_nothing(release_state_dict, tmp_path, capsys):
+    tool = load_tool("convert_release_checkpoint")
+    src, dst = tmp_path / "bad.pkl", tmp_path / "out.pth"
+    torch.save({k: v for k, v in release_state_dict.items() if not k.startswith("segnet.layer1.3.")}, src)
+    assert tool.main([str(src), str(dst)]) == 1
+    err = capsys.readouterr().err
+    assert "bad.pkl" in err and "head.units.3.conv1.weight" in err
+    assert not dst.exists()
+    (tmp_path / "text.pkl").write_text("not a checkpoint")
+    assert tool.main([str(tmp_path / "text.pkl"), str(dst)]) == 1
+    assert "cannot be read as a PyTorch state dict" in capsys.readouterr().err
+    assert tool.main([str(tmp_path / "nope.pkl"), str(dst)]) == 1
+    assert "nope.pkl: no such file" in capsys.readouterr().err
+    assert not dst.exists()
+
+
+# ---------------------------------------------------------------------------- configs and weights
+@pytest.mark.parametrize("config", [RELEASE_CONFIG, COCO_CONFIG])
+def test_config_infers_with_no_dataset_on_disk(config, tmp_path, monkeypatch):
+    from pose2seg_d2.engine import Pose2SegPredictor
+
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path / "no_datasets"))
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(4)
+    image, people = make_scene(rng, 120, 160, 2)
+    results = [{"image_id": 7, "category_id": 1, "keypoints": np.where(p[:, 2:] > 0, p, 0).ravel().tolist(), "score": 1.0}
+               for p in people]  # fmt: skip
+    (tmp_path / "keypoints.json").write_text(json.dumps(results))
+    cfg = load_config(config, [
+        "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.POSE2SEG.KEYPOINT_SOURCE", "json",
+        "MODEL.POSE2SEG.KEYPOINTS_FILE", str(tmp_path / "keypoints.json"),
+    ])  # fmt: skip
+    assert cfg.MODEL.POSE2SEG.TEMPLATES_FILE == "pose2seg_d2://templates_coco_release.json"
+    instances = Pose2SegPredictor(cfg)(image, image_id=7)["instances"]
+    assert len(instances) == 2 and instances.pred_masks.shape == (2, 120, 160)
+    assert os.listdir(tmp_path) == ["keypoints.json"]  # nothing looked for or written elsewhere
+
+
+def test_r50_configs_start_from_imagenet_weights_and_say_what_to_do_offline(monkeypatch, tmp_path):
+    from detectron2.utils.file_io import PathManager
+
+    from pose2seg_d2.engine import AtomicDetectionCheckpointer, Pose2SegPredictor, WeightsUnavailableError
+
+    mask_rcnn = os.path.join(REPO, "configs", "mask_rcnn_R_50_FPN_coco_persons.yaml")
+    for config in (COCO_CONFIG, mask_rcnn):
+        assert load_config(config).MODEL.WEIGHTS == "detectron2://ImageNetPretrained/MSRA/R-50.pkl"
+
+    def no_internet(path, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(PathManager, "get_local_path", no_internet)
+    expected = (
+        r"MODEL\.WEIGHTS detectron2://ImageNetPretrained/MSRA/R-50\.pkl could not be downloaded.*"
+        r"https://dl\.fbaipublicfiles\.com/detectron2/ImageNetPretrained/MSRA/R-50\.pkl.*"
+        r"MODEL\.WEIGHTS /path/to/a/local/copy, or MODEL\.WEIGHTS \"\""
+    )
+    with pytest.raises(WeightsUnavailableError, match=expected):
+        Pose2SegPredictor(load_config(COCO_CONFIG, ["MODEL.DEVICE", "cpu"]))
+    with pytest.raises(WeightsUnavailableError, match=expected):
+        AtomicDetectionCheckpointer(torch.nn.Linear(1, 1)).load("detectron2://ImageNetPretrained/MSRA/R-50.pkl")
+    with pytest.raises(WeightsUnavailableError, match=r"missing\.pth: no such file"):
+        AtomicDetectionCheckpointer(torch.nn.Linear(1, 1)).load(str(tmp_path / "missing.pth"))
+
+
+def test_template_options():
+    from pose2seg_d2.modeling import build_aligner
+
+    assert os.path.isfile(TEMPLATES)
+    cfg = load_config(RELEASE_CONFIG)
+    assert build_aligner(cfg).templates.mirror == "release"
+    cfg.MODEL.POSE2SEG.TEMPLATE_MIRROR = "geometric"
+    aligner = build_aligner(cfg)
+    assert aligner.templates.mirror == "geometric" and len(aligner.templates) == 6
+
+
+def test_release_model_trains_a_step():
+    from detectron2.modeling import build_model
+    from detectron2.structures import BitMasks, Instances, Keypoints
+
+    from pose2seg_d2.engine import uses_pose2seg
+
+    cfg = load_config(RELEASE_CONFIG, [
+        "MODEL.DEVICE", "cpu", "MODEL.RESNETS.DEPTH", 18, "MODEL.RESNETS.RES2_OUT_CHANNELS", 64,
+        "MODEL.RESNETS.NORM", "BN", "MODEL.FPN.OUT_CHANNELS", 32, "MODEL.POSE2SEG.RELEASE_INPUT_SIZE", 128,
+        "MODEL.POSE2SEG.WINDOW_SIZE", (32, 32), "MODEL.POSE2SEG.SEG_MODULE.NORM", "BN",
+        "MODEL.POSE2SEG.SEG_MODULE.NUM_UNITS", 2, "MODEL.POSE2SEG.SEG_MODULE.STEM_CHANNELS", 32,
+        "MODEL.POSE2SEG.SEG_MODULE.BOTTLENECK_CHANNELS", 16, "MODEL.POSE2SEG.SEG_MODULE.UNIT_OUT_CHANNELS", 32,
+        "MODEL.POSE2SEG.SEG_MODULE.DECODER_BOTTLENECK_CHANNELS", 16, "MODEL.POSE2SEG.SEG_MODULE.DECODER_OUT_CHANNELS", 32,
+    ])  # fmt: skip
+    assert uses_pose2seg(cfg)
+    model = build_model(cfg).train()
+    rng = np.random.default_rng(5)
+    inputs = []
+    for h, w in ((90, 150), (160, 70)):
+        image, people = make_scene(rng, h, w, 2)
+        instances = Instances((h, w))
+        kp = torch.from_numpy(people).clone()
+        kp[..., :2] += 0.5
+        instances.gt_keypoints = Keypoints(kp)
+        masks = np.zeros((2, h, w), bool)
+        masks[:, h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = True
+        instances.gt_masks = BitMasks(torch.from_numpy(masks))
+        inputs.append({"image": torch.from_numpy(image[..., ::-1].copy()).permute(2, 0, 1).float(), "instances": instances})
+    losses = model(inputs)
+    assert torch.isfinite(losses["loss_mask"])
+    losses["loss_mask"].backward()
+    assert model.head.stem.weight.grad.abs().sum() > 0
+    assert model.backbone.fpn_lateral2.weight.grad.abs().sum() > 0

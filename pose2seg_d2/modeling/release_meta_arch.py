@@ -78,18 +78,25 @@ class ReleasePose2Seg(Pose2Seg):
             given images (keypoint sources and outputs stay in their coordinates).
         """
         sizes = [tuple(x["image"].shape[-2:]) for x in batched_inputs]
-        matrices = release_input_matrices(torch.tensor(sizes, dtype=torch.float64), self.input_size).to(self.device)
-        zero = torch.zeros(1, dtype=torch.long, device=self.device)
-        window = (self.input_size, self.input_size)
-        # one warp per image: their sizes differ
-        warped = torch.cat(
-            [
-                affine_align(x["image"].to(self.device, torch.float32)[None], matrices[i : i + 1], zero, window)
-                for i, x in enumerate(batched_inputs)
-            ]
-        )
-        # the release warps uint8 images: its inputs are whole numbers
-        tensor = (warped.round() - self.pixel_mean) / self.pixel_std
+        side = self.input_size
+        input_from_image = release_input_matrices(torch.tensor(sizes, dtype=torch.float64), side)
+        pixels = torch.arange(side, dtype=torch.float64)
+        warped = []
+        for x, m, (h, w) in zip(batched_inputs, input_from_image, sizes):  # one warp per image: sizes differ
+            # input pixel (u, v) -> grid_sample's normalized image coordinates (align_corners=False:
+            # pixel x is at (2x + 1) / w - 1), separable in u and v
+            normalized_from_image = torch.tensor(
+                [[2 / w, 0, 1 / w - 1], [0, 2 / h, 1 / h - 1], [0, 0, 1]], dtype=torch.float64
+            )
+            g = (normalized_from_image @ torch.linalg.inv(m))[:2]
+            grid = (g[:, 0] * pixels[:, None])[None] + (g[:, 1] * pixels[:, None] + g[:, 2])[:, None]
+            image = x["image"].to(self.device, torch.float32)[None]
+            grid = grid.to(image)[None]  # (1, side, side, 2)
+            warped.append(F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False))
+        # bilinear with zeros outside, as cv2.warpAffine; the release warps uint8 images, so its
+        # inputs are whole numbers. (OpenCV's own versions differ from this by a grey level here
+        # and there: OpenCV 3, which the release ran with, puts samples on a 1/32-pixel grid.)
+        tensor = (torch.cat(warped).round() - self.pixel_mean) / self.pixel_std
         layout = torch.channels_last if tensor.device.type == "cpu" else torch.contiguous_format
         return ImageList(tensor.contiguous(memory_format=layout), sizes)
 
