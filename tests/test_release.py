@@ -450,3 +450,36 @@ def test_release_model_trains_a_step():
     losses["loss_mask"].backward()
     assert model.head.stem.weight.grad.abs().sum() > 0
     assert model.backbone.fpn_lateral2.weight.grad.abs().sum() > 0
+
+
+def test_readme_commands_evaluate_and_segment_with_the_converted_checkpoint(release_setup, tmp_path):
+    """README "The release's trained model": train_net.py --eval-only (on a tiny dataset standing
+    in for OCHuman) and demo.py with a keypoint results file, on the converted checkpoint."""
+    from detectron2.engine import default_argument_parser
+
+    import train_net
+
+    from .fixtures import register_tiny_person_dataset
+
+    register_tiny_person_dataset("release_tiny_persons", str(tmp_path / "tiny"), num_images=3)
+    args = default_argument_parser().parse_args([
+        "--config-file", RELEASE_CONFIG, "--eval-only", "MODEL.WEIGHTS", release_setup["converted"],
+        "MODEL.DEVICE", "cpu", "DATASETS.TEST", "('release_tiny_persons',)", "OUTPUT_DIR", str(tmp_path / "eval"),
+    ])  # fmt: skip
+    segm = train_net.main(args)["segm"]
+    assert all(0.0 <= segm[k] <= 100.0 for k in ("AP", "AP50", "AP75"))
+
+    image, people = release_setup["scenes"][2]
+    (tmp_path / "photos").mkdir()
+    cv2.imwrite(str(tmp_path / "photos" / "000003.png"), image)  # image_id 3 of the results file
+    spec = importlib.util.spec_from_file_location("pose2seg_demo", os.path.join(REPO, "demo.py"))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    status = demo.main([
+        "--config-file", RELEASE_CONFIG, "--input", str(tmp_path / "photos"), "--output", str(tmp_path / "out"),
+        "--keypoints", release_setup["keypoints_file"], "--opts", "MODEL.WEIGHTS", release_setup["converted"],
+        "MODEL.DEVICE", "cpu",
+    ])  # fmt: skip
+    assert status == 0
+    drawn = cv2.imread(str(tmp_path / "out" / "000003.png"))
+    assert drawn.shape == image.shape and np.abs(drawn.astype(int) - image).sum() > 0
