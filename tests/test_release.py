@@ -255,13 +255,17 @@ def test_converted_model_computes_the_release_network(release_setup):
         assert (ours - theirs).abs().max() <= 1e-4 * theirs.abs().max()
 
 
-def test_converted_checkpoint_gives_the_release_masks(release_setup):
+CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))
+
+
+@pytest.mark.parametrize("device", ["cpu", CUDA])
+def test_converted_checkpoint_gives_the_release_masks(release_setup, device):
     from pose2seg_d2.engine import Pose2SegPredictor
 
-    predictor = Pose2SegPredictor(release_cfg(release_setup))
-    ious, sizes = [], []
+    predictor = Pose2SegPredictor(release_cfg(release_setup, "MODEL.DEVICE", device))
+    ious = []
     for image_id, (image, people) in enumerate(release_setup["scenes"], start=1):
-        instances = predictor(image, image_id=image_id)["instances"]
+        instances = predictor(image, image_id=image_id)["instances"].to("cpu")
         theirs = ref.release_masks(release_setup["model"], image, people, release_setup["templates"])
         assert len(instances) == len(people)
         ours = instances.pred_masks.numpy()
@@ -276,9 +280,8 @@ def test_converted_checkpoint_gives_the_release_masks(release_setup):
             union = np.logical_or(ours[j], theirs[i]).sum()
             assert theirs[i].sum() > 100
             ious.append(inter / union)
-            sizes.append((image.shape[:2], int(theirs[i].sum())))
     ious = np.array(ious)
-    print(f"\nIoU with the release's computation, per person: {np.round(ious, 4).tolist()}; "
+    print(f"\nIoU with the release's computation ({device}), per person: {np.round(ious, 4).tolist()}; "
           f"mean {ious.mean():.4f}, min {ious.min():.4f}")  # fmt: skip
     assert ious.min() >= 0.95
     assert ious.mean() >= 0.98
