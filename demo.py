@@ -27,7 +27,7 @@ import cv2
 import pose2seg_d2  # noqa: F401  (registers the model)
 from pose2seg_d2.config import load_config
 from pose2seg_d2.data.builtin import person_metadata
-from pose2seg_d2.engine import Pose2SegPredictor
+from pose2seg_d2.engine import Pose2SegPredictor, WeightsUnavailableError
 from pose2seg_d2.modeling import KeypointsFileError
 from pose2seg_d2.modeling.keypoint_sources import image_keys
 
@@ -171,7 +171,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         return run(args)
-    except (DemoError, KeypointsFileError, FileNotFoundError) as e:
+    except (DemoError, KeypointsFileError, FileNotFoundError, WeightsUnavailableError) as e:
         print(f"demo.py: error: {e}", file=sys.stderr)
         return 2
 

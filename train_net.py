@@ -7,7 +7,6 @@ Train or evaluate Pose2Seg, or the Mask R-CNN baseline, with Detectron2's usual 
     python train_net.py --config-file ... --num-gpus 2      # one process per GPU (or per CPU
                                                             # process with gloo, without GPUs)
 """
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
@@ -15,7 +14,7 @@ from detectron2.utils import comm
 
 import pose2seg_d2  # noqa: F401  (registers the model and the datasets)
 from pose2seg_d2.config import add_pose2seg_config, fall_back_to_cpu
-from pose2seg_d2.engine import Pose2SegTrainer
+from pose2seg_d2.engine import AtomicDetectionCheckpointer, Pose2SegTrainer
 
 
 def setup(args):
@@ -33,7 +32,7 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Pose2SegTrainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        AtomicDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         results = Pose2SegTrainer.test(cfg, model)
         if comm.is_main_process():
             verify_results(cfg, results)

@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """
-Pose2Seg R50-FPN (release-width and light SegModule) against Detectron2's Mask R-CNN R50-FPN,
-side by side on the same synthetic images and persons.
+Pose2Seg R50-FPN (release-width and light SegModule, and the release's own test-time model)
+against Detectron2's Mask R-CNN R50-FPN, side by side on the same synthetic images and persons.
 
     python benchmarks/bench_inference.py [--device cpu|cuda] [--sizes 512 800]
-        [--persons 1 5 10 20] [--repeats 3] [--models pose2seg pose2seg_light mask_rcnn]
+        [--persons 1 5 10 20] [--repeats 3]
+        [--models pose2seg pose2seg_light pose2seg_release mask_rcnn]
         [--train] [--profile] [--quick] [--output results.json] [--opts KEY VALUE ...]
 
 Inputs: one random-noise BGR image per setting, of shortest side S and aspect 4:3 (512x683,
@@ -13,9 +14,12 @@ tall), rotated (+-17 degrees), shifted and jittered; about 1 keypoint in 7 unlab
 labeled occluded (v=1). The images are given at their size (no resizing), with ``height`` and
 ``width`` equal to it, so the outputs are at the image size too. Random weights
 (MODEL.WEIGHTS ""), with the backbones' FrozenBatchNorm statistics set from one image so that
-activations stay finite (see ``calibrate_frozen_batchnorm``); the Pose2Seg configs use the
-packaged templates (TEMPLATES_FILE "", the COCO ones need the dataset; their number, 3
-clusters, is the same).
+activations stay finite (see ``calibrate_frozen_batchnorm``); the Pose2Seg configs use their
+own templates (the release's 3 COCO templates, shipped with the package).
+
+``pose2seg_release`` is ``configs/pose2seg_R_50_FPN_release.yaml`` (ReleasePose2Seg, what the
+release computes at test time): whatever the image size, its backbone sees the image warped
+into 512 x 512, and its head is the release-width SegModule with two classes.
 
 Pose2Seg gets the N keypoint sets as ``instances.gt_keypoints`` (KEYPOINT_SOURCE "gt"). Mask
 R-CNN with random weights would keep no detection; it runs with ROI_HEADS.SCORE_THRESH_TEST=0 and
@@ -109,6 +113,7 @@ from pose2seg_d2.utils import default_templates_file  # noqa: E402
 MODELS = {
     "pose2seg": ("configs/pose2seg_R_50_FPN_coco_persons.yaml", "Pose2Seg"),
     "pose2seg_light": ("configs/pose2seg_R_50_FPN_light_head_coco_persons.yaml", "Pose2Seg light head"),
+    "pose2seg_release": ("configs/pose2seg_R_50_FPN_release.yaml", "Pose2Seg release model"),
     "mask_rcnn": ("configs/mask_rcnn_R_50_FPN_coco_persons.yaml", "Mask R-CNN"),
 }
 BASELINE = "mask_rcnn"
@@ -145,9 +150,7 @@ def build_cfg(name, device, opts=()):
     cfg.merge_from_file(os.path.join(ROOT, MODELS[name][0]))
     cfg.MODEL.DEVICE = device
     cfg.MODEL.WEIGHTS = ""
-    if is_pose2seg(name):
-        cfg.MODEL.POSE2SEG.TEMPLATES_FILE = ""
-    else:
+    if not is_pose2seg(name):
         cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0
     cfg.merge_from_list(list(opts))
     return cfg

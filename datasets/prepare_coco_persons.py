@@ -6,8 +6,8 @@ the pose templates of COCOPersons train, e.g.
     python datasets/prepare_coco_persons.py --coco-dir datasets/coco
 
 writes datasets/coco/annotations/person_keypoints_{train,val}2017_pose2seg.json and
-datasets/coco/annotations/pose_templates_coco_persons.json (the templates the COCO configs
-use).
+datasets/coco/annotations/pose_templates_coco_persons.json (your own templates; the COCO configs
+use the release's, shipped with the package, unless MODEL.POSE2SEG.TEMPLATES_FILE names this file).
 """
 import argparse
 import logging

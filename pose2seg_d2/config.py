@@ -7,8 +7,14 @@ def add_pose2seg_config(cfg):
     _C = cfg
     _C.MODEL.POSE2SEG = CN()
     # Pose templates JSON (names, flip_map, vis_threshold, templates). "" = the package default,
-    # clustered from the synthetic train split (pose2seg_d2/assets/templates_synthetic.json).
+    # clustered from the synthetic train split (pose2seg_d2/assets/templates_synthetic.json);
+    # "pose2seg_d2://NAME" = a file shipped in pose2seg_d2/assets/, e.g.
+    # "pose2seg_d2://templates_coco_release.json", the release's 3 COCO templates.
     _C.MODEL.POSE2SEG.TEMPLATES_FILE = ""
+    # How every template's mirrored copy is made: "release" swaps the left and right keypoint
+    # rows and keeps x (the release: the same pose seen from behind); "geometric" also takes
+    # x to 1 - x (the pose's mirror image).
+    _C.MODEL.POSE2SEG.TEMPLATE_MIRROR = "release"
     # Backbone feature the windows are sampled from (FPN "p2": stride 4, as in the paper).
     _C.MODEL.POSE2SEG.IN_FEATURE = "p2"
     # Aligned window (height, width) on the feature map.
@@ -98,8 +104,16 @@ def add_pose2seg_config(cfg):
     _C.MODEL.POSE2SEG.SEG_MODULE.UNIT_OUT_CHANNELS = 1024
     _C.MODEL.POSE2SEG.SEG_MODULE.DECODER_BOTTLENECK_CHANNELS = 128
     _C.MODEL.POSE2SEG.SEG_MODULE.DECODER_OUT_CHANNELS = 512
-    # Normalization after every conv ("BN", "GN", "SyncBN", "" for none).
+    # Normalization after every conv ("BN", "GN", "SyncBN", "FrozenBN", "" for none).
     _C.MODEL.POSE2SEG.SEG_MODULE.NORM = "BN"
+    # The 2x upsampling before the decoder unit aligns corners (the release's
+    # nn.UpsamplingBilinear2d) or not (F.interpolate's default).
+    _C.MODEL.POSE2SEG.SEG_MODULE.UPSAMPLE_ALIGN_CORNERS = False
+
+    # ReleasePose2Seg (the release's test-time conventions, configs/pose2seg_R_50_FPN_release.yaml):
+    # every input image is warped into a square of this side (scaled to fit, aspect kept,
+    # centered), whose whole stride-4 feature map is the fit's source.
+    _C.MODEL.POSE2SEG.RELEASE_INPUT_SIZE = 512
 
     # Backbone pretraining without instances (META_ARCHITECTURE "DenseHumanPretraining",
     # tools/pretrain_backbone.py): person/background and keypoint heatmaps on every level.

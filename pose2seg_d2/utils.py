@@ -8,12 +8,23 @@ __all__ = [
     "datasets_root",
     "resolve_path",
     "default_templates_file",
+    "package_asset",
+    "PACKAGE_ASSETS_PREFIX",
     "to_device",
     "device_constant",
     "cat_to_device",
 ]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+# A config path starting with this names a file shipped in pose2seg_d2/assets/ (templates and
+# weights alike: pose2seg_d2/assets_path.py lets Detectron2's PathManager open it too).
+PACKAGE_ASSETS_PREFIX = "pose2seg_d2://"
+
+
+def package_asset(path):
+    """The local path of ``pose2seg_d2://NAME``: pose2seg_d2/assets/NAME (whether or not it exists)."""
+    return os.path.join(_PACKAGE_DIR, "assets", path[len(PACKAGE_ASSETS_PREFIX) :])
 
 
 def datasets_root():
@@ -28,12 +39,15 @@ def default_templates_file():
 
 def resolve_path(path):
     """
-    Expand a path from a config: "" -> the packaged templates file; a leading
-    "$DETECTRON2_DATASETS" or "${DETECTRON2_DATASETS}" -> :func:`datasets_root`; "~" and other
-    environment variables as the shell would.
+    Expand a path from a config: "" -> the packaged templates file; "pose2seg_d2://NAME" ->
+    the packaged asset pose2seg_d2/assets/NAME; a leading "$DETECTRON2_DATASETS" or
+    "${DETECTRON2_DATASETS}" -> :func:`datasets_root`; "~" and other environment variables as
+    the shell would.
     """
     if not path:
         return default_templates_file()
+    if path.startswith(PACKAGE_ASSETS_PREFIX):
+        return package_asset(path)
     for token in ("${DETECTRON2_DATASETS}", "$DETECTRON2_DATASETS"):
         if path.startswith(token):
             path = datasets_root() + path[len(token) :]

@@ -1,6 +1,6 @@
 """
 Slow, per-person NumPy references written from SPEC §2 (one person and one template at a time,
-float64). Tests compare the batched torch ops with them; benchmarks/bench_ops.py times them as
+float64; limb boxes bounded as the release bounds them, issue 12). Tests compare the batched torch ops with them; benchmarks/bench_ops.py times them as
 the straightforward path.
 """
 import math
@@ -96,8 +96,10 @@ def ref_skeleton_one(kpt, size, sigma=3.0, width=1.0, signed_occluded=True):
         if geometry is None:
             continue
         (ux, uy), dist, (x_lo, x_hi, y_lo, y_hi) = geometry
-        box = (xs >= x_lo - width) & (xs <= x_hi + width) & (ys >= y_lo - width) & (ys <= y_hi + width)
-        on = (dist <= width) & box
+        # the release's box: round(lo - width) <= x < round(hi + width), Python's round (half to even)
+        box = (xs >= round(x_lo - width)) & (xs < round(x_hi + width))
+        box &= (ys >= round(y_lo - width)) & (ys < round(y_hi + width))
+        on = (dist < width) & box
         out[17 + 2 * limb][on] = ux
         out[17 + 2 * limb + 1][on] = uy
     return out
@@ -113,11 +115,12 @@ def ref_limb_boundary_distance(kpt, size, width=1.0):
         if geometry is None:
             continue
         _, dist, (x_lo, x_hi, y_lo, y_hi) = geometry
+        # a box bound round(e) moves past pixel x when e crosses x + 0.5
         out[limb] = np.minimum.reduce(
             [
                 np.abs(dist - width),
-                np.abs(xs - (x_lo - width)), np.abs(xs - (x_hi + width)),
-                np.abs(ys - (y_lo - width)), np.abs(ys - (y_hi + width)),
+                np.abs(xs + 0.5 - (x_lo - width)), np.abs(xs + 0.5 - (x_hi + width)),
+                np.abs(ys + 0.5 - (y_lo - width)), np.abs(ys + 0.5 - (y_hi + width)),
             ]
         )  # fmt: skip
     return out

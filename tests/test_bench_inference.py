@@ -78,3 +78,18 @@ def test_tiny_run_prints_the_tables_and_writes_json(tmp_path):
         assert abs(r["backbone_ms"] + r["head_ms"] + r["else_ms"] - r["ms"]) < 1e-6
         assert r["head_gflops"] > 0 and r["backbone_gflops"] > 0
         assert r["gflops"] >= r["backbone_gflops"] + r["head_gflops"] - 1e-9
+
+
+def test_release_model_is_timed_beside_the_others(tmp_path):
+    done = subprocess.run(
+        [sys.executable, os.path.join(REPO, "benchmarks", "bench_inference.py"), *TINY[:6],
+         "--models", "pose2seg_release", "pose2seg_light", "--no-flops", "--no-memory",
+         *TINY[TINY.index("--opts"):], "MODEL.POSE2SEG.RELEASE_INPUT_SIZE", "128"],
+        capture_output=True, text=True, cwd=str(tmp_path), timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    header, rows = table_rows(done.stdout, "size")
+    assert [r[2] for r in rows] == ["Pose2Seg release model", "Pose2Seg light head"]
+    for row in rows:
+        cell = dict(zip(header, row))
+        assert cell["dets"] == "2" and float(cell["ms/img"]) > 0 and float(cell["backbone ms"]) > 0

@@ -18,7 +18,7 @@ SRC = (480, 640)
 DST = (64, 64)
 
 
-def make_templates(rng, k=3, absent=()):
+def make_templates(rng, k=3, absent=(), mirror="release"):
     """k random asymmetric poses in the unit square; `absent`: (template, keypoint) pairs whose
     v falls under the threshold."""
     t = np.zeros((k, 17, 3))
@@ -26,7 +26,7 @@ def make_templates(rng, k=3, absent=()):
     t[..., 2] = rng.uniform(0.5, 1.0, (k, 17))
     for i, j in absent:
         t[i, j, 2] = 0.2
-    return PoseTemplates(t, vis_threshold=0.4)
+    return PoseTemplates(t, vis_threshold=0.4, mirror=mirror)
 
 
 def similarity(scale, angle, tx, ty):
@@ -56,19 +56,39 @@ def test_exact_pose_is_recovered_with_score_one():
         np.testing.assert_allclose(fit.matrices[0].numpy(), expected, rtol=1e-4, atol=1e-4)
 
 
-def test_mirrored_pose_picks_the_mirrored_template():
+def test_release_mirror_swaps_left_and_right_and_keeps_x():
     rng = np.random.default_rng(1)
     templates = make_templates(rng)
     k = templates.num_clusters
-    assert len(templates) == 2 * k
+    assert len(templates) == 2 * k and templates.mirror == "release"
+    perm = flip_permutation()
+    for t in range(k):
+        original, mirrored = templates.templates[t], templates.templates[k + t]
+        assert torch.equal(mirrored, original[perm])  # rows swapped, x, y and v kept
+        kpt = person_from_template(mirrored.numpy(), similarity(1 / 300.0, 0.2, 0.0, 0.1))
+        assert templates.fit(kpt[None], SRC, DST).template_index.item() == k + t
+        # the same person with its left and right labels swapped (seen from the other side)
+        # fits the original template
+        assert templates.fit(kpt[perm][None], SRC, DST).template_index.item() == t
+
+
+def test_geometric_mirror_is_the_pose_s_mirror_image():
+    rng = np.random.default_rng(1)
+    templates = make_templates(rng, mirror="geometric")
+    k = templates.num_clusters
     for t in range(k):
         mirrored = templates.templates[k + t].numpy()
+        expected = templates.templates[t].numpy()[flip_permutation()]
+        np.testing.assert_allclose(mirrored[:, 0], 1 - expected[:, 0])
+        np.testing.assert_allclose(mirrored[:, 1:], expected[:, 1:])
         kpt = person_from_template(mirrored, similarity(1 / 300.0, 0.2, 0.0, 0.1))
         assert templates.fit(kpt[None], SRC, DST).template_index.item() == k + t
         # and the mirrored person is a left-right flip of one fitting the original
         flipped = kpt[flip_permutation()].copy()
         flipped[:, 0] = 2 * kpt[:, 0].mean() - flipped[:, 0]
         assert templates.fit(flipped[None], SRC, DST).template_index.item() == t
+    with pytest.raises(ValueError, match="mirror must be one of"):
+        make_templates(rng, mirror="x")
 
 
 def test_hard_rule_rejects_a_template_missing_a_labeled_keypoint():
@@ -193,8 +213,10 @@ def test_load_save_roundtrip_and_release_format(tmp_path):
     assert templates.templates[0, 5].tolist() == [0.0, 0.0, 0.0]
     left, right = COCO_PERSON_KEYPOINT_NAMES.index("left_wrist"), COCO_PERSON_KEYPOINT_NAMES.index("right_wrist")
     mirrored = templates.templates[2 + 1]
-    assert mirrored[left, 0].item() == pytest.approx(1 - raw[1, right, 0])
+    assert mirrored[left, 0].item() == pytest.approx(raw[1, right, 0])
     assert mirrored[left, 1].item() == pytest.approx(raw[1, right, 1])
+    geometric = PoseTemplates.load(path, mirror="geometric").templates[2 + 1]
+    assert geometric[left, 0].item() == pytest.approx(1 - raw[1, right, 0])
     templates.save(tmp_path / "again.json")
     again = PoseTemplates.load(tmp_path / "again.json")
     assert torch.equal(again.templates, templates.templates)

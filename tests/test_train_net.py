@@ -136,7 +136,7 @@ def test_mask_rcnn_baseline_config_trains_a_step_and_evaluates(tiny, tmp_path):
     add_pose2seg_config(cfg)
     cfg.merge_from_file(os.path.join(REPO, "configs", "mask_rcnn_R_50_FPN_coco_persons.yaml"))
     cfg.merge_from_list([
-        "MODEL.DEVICE", "cpu", "DATASETS.TRAIN", ("tiny_persons",), "DATASETS.TEST", ("tiny_persons",),
+        "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "DATASETS.TRAIN", ("tiny_persons",), "DATASETS.TEST", ("tiny_persons",),
         "INPUT.MIN_SIZE_TRAIN", (96,), "INPUT.MAX_SIZE_TRAIN", 160, "INPUT.MIN_SIZE_TEST", 96,
         "INPUT.MAX_SIZE_TEST", 160, "SOLVER.MAX_ITER", 1, "SOLVER.IMS_PER_BATCH", 2,
         "DATALOADER.NUM_WORKERS", 0, "OUTPUT_DIR", str(tmp_path / "mask_rcnn"),

@@ -1,12 +1,14 @@
-from .checkpoint import AtomicDetectionCheckpointer, atomic_write
+from .checkpoint import AtomicDetectionCheckpointer, WeightsUnavailableError, atomic_write, check_weights_available
 from .predictor import Pose2SegPredictor
 from .trainer import Pose2SegTrainer, build_adam_or_sgd_optimizer, uses_pose2seg
 
 __all__ = [
     "AtomicDetectionCheckpointer",
+    "WeightsUnavailableError",
     "Pose2SegPredictor",
     "Pose2SegTrainer",
     "atomic_write",
     "build_adam_or_sgd_optimizer",
+    "check_weights_available",
     "uses_pose2seg",
 ]

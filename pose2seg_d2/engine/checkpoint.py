@@ -20,7 +20,13 @@ import time
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
-__all__ = ["AtomicDetectionCheckpointer", "atomic_write", "TEST_PAUSE_ENV"]
+__all__ = [
+    "AtomicDetectionCheckpointer",
+    "WeightsUnavailableError",
+    "atomic_write",
+    "check_weights_available",
+    "TEST_PAUSE_ENV",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +86,44 @@ def atomic_write(path, mode="wb"):
     _fsync_folder(folder)
 
 
+class WeightsUnavailableError(OSError):
+    """MODEL.WEIGHTS names a file that is not there or a URL that cannot be downloaded."""
+
+
+# Detectron2's "detectron2://" prefix stands for this URL (its model zoo's file host)
+_DETECTRON2_URL = "https://dl.fbaipublicfiles.com/detectron2/"
+
+
+def check_weights_available(path, path_manager=None):
+    """
+    Make sure the weights file ``path`` (MODEL.WEIGHTS) can be read: a local file, or a URL
+    that Detectron2 downloads (into its cache, on first use). "" passes (no weights).
+
+    Raises:
+        WeightsUnavailableError: a local file that does not exist, or a URL whose download
+            fails (e.g. no internet access); the message says what to pass instead.
+    """
+    if not path or os.path.isfile(path):
+        return
+    remedy = 'pass MODEL.WEIGHTS /path/to/a/local/copy, or MODEL.WEIGHTS "" to start from random weights'
+    if "://" not in path:
+        raise WeightsUnavailableError(f"MODEL.WEIGHTS {path}: no such file; {remedy}")
+    if path_manager is None:
+        from detectron2.utils.file_io import PathManager as path_manager
+    url = path.split("?", 1)[0]  # Detectron2 reads options from the query (?matching_heuristics=...)
+    try:
+        local = path_manager.get_local_path(url)
+    except Exception as e:  # noqa: BLE001 (urllib, HTTP and file errors alike)
+        where = _DETECTRON2_URL + url[len("detectron2://") :] if url.startswith("detectron2://") else url
+        raise WeightsUnavailableError(
+            f"MODEL.WEIGHTS {path} could not be downloaded ({type(e).__name__}: {e}). Detectron2 "
+            f"downloads it on first use, which needs internet access. Without it, download {where} "
+            f"on a machine that has it and {remedy}."
+        ) from e
+    if not os.path.isfile(local):
+        raise WeightsUnavailableError(f"MODEL.WEIGHTS {path}: nothing was found there; {remedy}")
+
+
 class _PausingWriter:
     """File wrapper for the test hook: sleeps once, after the first write, with the data flushed."""
 
@@ -113,7 +157,9 @@ class AtomicDetectionCheckpointer(DetectionCheckpointer):
     """
     :class:`DetectionCheckpointer` whose :meth:`save` and :meth:`tag_last_checkpoint` write
     atomically (see :func:`atomic_write`), and whose :meth:`resume_or_load` removes the
-    temporary files an interrupted save left behind. Loading is unchanged. Save folders that
+    temporary files an interrupted save left behind. Loading is unchanged, except that weights
+    that cannot be read or downloaded fail with a :class:`WeightsUnavailableError` saying what
+    to do. Save folders that
     are not local (``PathManager`` URLs) fall back to Detectron2's direct writes.
     """
 
@@ -164,6 +210,13 @@ class AtomicDetectionCheckpointer(DetectionCheckpointer):
                     removed.append(path)
                     logger.warning(f"Removed {path}: the partial file of a checkpoint save that was interrupted")
         return removed
+
+    def load(self, path, *args, **kwargs):
+        """Same as :meth:`DetectionCheckpointer.load`, with a clear error when ``path`` cannot
+        be read or downloaded (:func:`check_weights_available`)."""
+        if path:
+            check_weights_available(path, self.path_manager)
+        return super().load(path, *args, **kwargs)
 
     def resume_or_load(self, path, *, resume=True):
         """Same as :meth:`Checkpointer.resume_or_load`, after :meth:`remove_temporary_files`

@@ -5,6 +5,8 @@ import os
 import torch
 from detectron2.engine import DefaultPredictor
 
+from .checkpoint import check_weights_available
+
 __all__ = ["Pose2SegPredictor"]
 
 
@@ -12,8 +14,13 @@ class Pose2SegPredictor(DefaultPredictor):
     """
     :class:`DefaultPredictor` (builds the model of ``cfg``, loads MODEL.WEIGHTS, resizes by
     INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST) whose call also passes ``file_name`` and ``image_id``
-    to the model.
+    to the model. Weights that cannot be read or downloaded raise
+    :class:`WeightsUnavailableError`.
     """
+
+    def __init__(self, cfg):
+        check_weights_available(cfg.MODEL.WEIGHTS)  # a clear error, before the model is built
+        super().__init__(cfg)
 
     def __call__(self, original_image, file_name=None, image_id=None):
         """

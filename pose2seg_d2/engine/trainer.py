@@ -24,8 +24,16 @@ KEYPOINT_INPUT_ARCHITECTURES = ("Pose2Seg", "KeypointsOnlyMasks")
 
 
 def uses_pose2seg(cfg):
-    """Whether ``cfg``'s model takes keypoints as input (and is mapped as Pose2Seg is)."""
-    return cfg.MODEL.META_ARCHITECTURE in KEYPOINT_INPUT_ARCHITECTURES
+    """Whether ``cfg``'s model takes keypoints as input and is mapped as Pose2Seg is: Pose2Seg, a
+    subclass of it (e.g. ReleasePose2Seg) or the keypoints-only reference."""
+    from detectron2.modeling import META_ARCH_REGISTRY
+
+    from ..modeling import Pose2Seg
+
+    name = cfg.MODEL.META_ARCHITECTURE
+    if name in KEYPOINT_INPUT_ARCHITECTURES:
+        return True
+    return name in META_ARCH_REGISTRY and issubclass(META_ARCH_REGISTRY.get(name), Pose2Seg)
 
 
 def build_adam_or_sgd_optimizer(cfg, model):

@@ -18,6 +18,8 @@ from .keypoint_sources import (
 )
 from .keypoints_only import KeypointsOnlyMasks, figure_distances, figure_masks
 from .meta_arch import Pose2Seg
+from .release_backbone import ReleaseFPN, build_release_resnet_fpn_backbone
+from .release_meta_arch import ReleasePose2Seg
 from .seg_module import POSE2SEG_HEAD_REGISTRY, Bottleneck, SegModule, build_pose2seg_head
 from .skeleton_features import (
     POSE2SEG_SKELETON_REGISTRY,

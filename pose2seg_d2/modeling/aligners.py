@@ -30,7 +30,7 @@ feature -> window matrices. Chosen by cfg.MODEL.POSE2SEG.ALIGNER.
 """
 
 
-def load_templates(path):
+def load_templates(path, mirror="release"):
     path = resolve_path(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -38,7 +38,7 @@ def load_templates(path):
             "Make one with tools/cluster_templates.py (see datasets/README.md), or leave the "
             "option empty for the packaged default."
         )
-    return PoseTemplates.load(path)
+    return PoseTemplates.load(path, mirror=mirror)
 
 
 @POSE2SEG_ALIGNER_REGISTRY.register()
@@ -57,7 +57,7 @@ class PoseAffineAligner(nn.Module):
     def from_config(cls, cfg):
         p = cfg.MODEL.POSE2SEG
         return {
-            "templates": load_templates(p.TEMPLATES_FILE),
+            "templates": load_templates(p.TEMPLATES_FILE, p.TEMPLATE_MIRROR),
             "window_size": tuple(p.WINDOW_SIZE),
             "hard_rule": p.HARD_RULE,
             "fallback": p.FALLBACK,

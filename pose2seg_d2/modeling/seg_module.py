@@ -80,6 +80,7 @@ class SegModule(nn.Module):
         decoder_bottleneck_channels=128,
         decoder_out_channels=512,
         norm="BN",
+        upsample_align_corners=False,
     ):
         super().__init__()
         if num_units < 1:
@@ -101,6 +102,7 @@ class SegModule(nn.Module):
         with torch.no_grad():
             self.predictor.bias[-1] = math.log(_PERSON_PRIOR / (1 - _PERSON_PRIOR))
         self.num_classes = num_classes
+        self.upsample_align_corners = upsample_align_corners
 
     @classmethod
     def from_config(cls, cfg, in_channels):
@@ -115,6 +117,7 @@ class SegModule(nn.Module):
             "decoder_bottleneck_channels": p.DECODER_BOTTLENECK_CHANNELS,
             "decoder_out_channels": p.DECODER_OUT_CHANNELS,
             "norm": p.NORM,
+            "upsample_align_corners": p.UPSAMPLE_ALIGN_CORNERS,
         }
 
     def forward(self, x):
@@ -128,7 +131,7 @@ class SegModule(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         x = F.relu_(self.stem_norm(self.stem(x)))
         x = self.units(x)
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=self.upsample_align_corners)
         x = self.decoder(x)
         return self.predictor(x)
 

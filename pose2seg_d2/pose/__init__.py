@@ -6,8 +6,9 @@ from .keypoints import (
     NUM_SKELETON_CHANNELS,
     flip_permutation,
 )
+from .release_geometry import align_corners_sampling_matrices, release_input_matrices
 from .skeleton import skeleton_features
-from .templates import FALLBACKS, MIN_SPREAD, PoseFit, PoseTemplates
+from .templates import FALLBACKS, MIN_SPREAD, MIRRORS, PoseFit, PoseTemplates
 from .transforms import (
     MAX_COORDINATE,
     keypoint_box_matrices,

@@ -33,9 +33,11 @@ def skeleton_features(keypoints, size, sigma=3.0, paf_width=1.0, signed_occluded
           0 where d^2 / (2 sigma^2) >= 4.6025; multiplied by -1 for v = 1 if
           ``signed_occluded``; all 0 for an unlabeled keypoint.
         - channels 17 + 2k and 17 + 2k + 1 for limb k of :data:`COCO_PERSON_LIMBS`: the unit
-          direction (x, y) from the limb's first to its second keypoint on pixels within
-          ``paf_width`` of the line through both and inside their box grown by ``paf_width``;
-          all 0 when either end is unlabeled or both ends coincide.
+          direction (x, y) from the limb's first to its second keypoint on pixels closer than
+          ``paf_width`` to the line through both and inside their box grown by ``paf_width``,
+          bounded as the release bounds it: pixel columns ``round(min x - paf_width) <= x <
+          round(max x + paf_width)`` (Python's round, half to even), rows likewise; all 0 when
+          either end is unlabeled or both ends coincide.
 
         Always finite, in [-1, 1]; all 0 for a person with no labeled keypoint.
     """
@@ -72,7 +74,7 @@ def skeleton_features(keypoints, size, sigma=3.0, paf_width=1.0, signed_occluded
     torch.mul(row[..., :, None], col[..., None, :], out=parts)
     parts.masked_fill_(dx[..., None, :] >= half_width[..., :, None], 0.0)
 
-    # Part affinity fields: on each row, the pixels within paf_width of the limb's line and
+    # Part affinity fields: on each row, the pixels closer than paf_width to the limb's line and
     # inside its grown box form one interval of x.
     limbs = device_constant(COCO_PERSON_LIMBS, torch.long, device)
     start, end = xy[:, limbs[:, 0]], xy[:, limbs[:, 1]]  # (N, L, 2)
@@ -81,18 +83,22 @@ def skeleton_features(keypoints, size, sigma=3.0, paf_width=1.0, signed_occluded
     present = labeled[:, limbs[:, 0]] & labeled[:, limbs[:, 1]] & (length > 0)
     unit = torch.where(present[..., None], delta / length.clamp(min=1e-300)[..., None], delta.new_zeros(()))
     ux, uy = unit[..., 0, None], unit[..., 1, None]  # (N, L, 1)
-    # |(x - ax) uy - (y - ay) ux| <= width  <=>  (x - ax) uy in [q - width, q + width]
+    # |(x - ax) uy - (y - ay) ux| < width  <=>  (x - ax) uy in (q - width, q + width)
     q = (ys - start[..., 1, None]) * ux  # (N, L, h)
     steep = uy.abs() > 1e-12
     safe_uy = torch.where(steep, uy, torch.ones_like(uy))
     bound_a = start[..., 0, None] + (q - paf_width) / safe_uy
     bound_b = start[..., 0, None] + (q + paf_width) / safe_uy
     inf = torch.full_like(q, float("inf"))
-    flat_row = q.abs() <= paf_width  # a horizontal limb covers whole rows near its line
+    flat_row = q.abs() < paf_width  # a horizontal limb covers whole rows near its line
     line_lo = torch.where(steep, torch.minimum(bound_a, bound_b), torch.where(flat_row, -inf, inf))
     line_hi = torch.where(steep, torch.maximum(bound_a, bound_b), torch.where(flat_row, inf, -inf))
-    low = torch.minimum(start, end) - paf_width
-    high = torch.maximum(start, end) + paf_width
+    # the open interval (line_lo, line_hi) as inclusive bounds on the integer pixel coordinates
+    line_lo, line_hi = line_lo.floor() + 1, line_hi.ceil() - 1
+    # the release's box, inclusive: round(min - w) <= x <= round(max + w) - 1 (torch.round, like
+    # Python's round, takes halves to even)
+    low = torch.round(torch.minimum(start, end) - paf_width)
+    high = torch.round(torch.maximum(start, end) + paf_width) - 1
     row_inside = (ys >= low[..., 1, None]) & (ys <= high[..., 1, None]) & present[..., None]
     lo = torch.where(row_inside, torch.maximum(line_lo, low[..., 0, None]), inf)
     hi = torch.where(row_inside, torch.minimum(line_hi, high[..., 0, None]), -inf)

@@ -9,9 +9,14 @@ from ..utils import device_constant, to_device
 from .keypoints import COCO_PERSON_FLIP_MAP, COCO_PERSON_KEYPOINT_NAMES, NUM_KEYPOINTS, flip_permutation
 from .transforms import keypoint_box_matrices, labeled_mask, per_person_sizes, resize_padding_matrices
 
-__all__ = ["PoseFit", "PoseTemplates", "FALLBACKS", "MIN_SPREAD"]
+__all__ = ["PoseFit", "PoseTemplates", "FALLBACKS", "MIRRORS", "MIN_SPREAD"]
 
 FALLBACKS = ("release", "keypoint_box")
+
+# How the mirrored copy of a template is made: "release" swaps the left and right keypoint rows
+# and keeps x (a person seen from behind, as the release does); "geometric" also reflects x
+# (x -> 1 - x, the pose's mirror image).
+MIRRORS = ("release", "geometric")
 
 # A person whose shared keypoints lie within this many source pixels (root mean square
 # distance from their mean) of one point has no usable pose: no template is fitted to it. This
@@ -50,7 +55,8 @@ class PoseTemplates:
     """
     Canonical poses in the unit square, each given with its left-right mirror.
 
-    ``templates`` is (2K, 17, 3): the K loaded templates, then their mirrored copies; x, y in
+    ``templates`` is (2K, 17, 3): the K loaded templates, then their mirrored copies (see
+    :data:`MIRRORS`); x, y in
     [0, 1] (x grows right, y grows down, like image pixels); v the fraction of the cluster's
     members in which the keypoint is labeled, set to 0 (with x, y) below ``vis_threshold``.
     A keypoint with v > 0 is *present* in the template.
@@ -62,6 +68,7 @@ class PoseTemplates:
         names=COCO_PERSON_KEYPOINT_NAMES,
         flip_map=None,
         vis_threshold=0.4,
+        mirror="release",
     ):
         """
         Args:
@@ -70,8 +77,12 @@ class PoseTemplates:
             names (sequence[str]): keypoint names of the template rows, the COCO order.
             flip_map (dict[str, str]): left name -> right name.
             vis_threshold (float): keypoints with v below it are absent.
+            mirror (str): one of :data:`MIRRORS`: the mirrored copies swap the left and right
+                rows and keep x ("release") or also take x to 1 - x ("geometric").
         """
         names = tuple(names)
+        if mirror not in MIRRORS:
+            raise ValueError(f"mirror must be one of {MIRRORS}, got {mirror!r}")
         if names != COCO_PERSON_KEYPOINT_NAMES:
             raise ValueError(
                 f"template keypoint names must be the 17 COCO names in COCO order, got {list(names)}"
@@ -85,13 +96,15 @@ class PoseTemplates:
         self.names = names
         self.flip_map = flip_map
         self.vis_threshold = float(vis_threshold)
+        self.mirror = mirror
         self.raw_templates = base.clone()  # as given, for save()
 
         base = base.clone()
         absent = base[..., 2] < self.vis_threshold
         base[absent] = 0.0
         mirrored = base[:, flip_permutation(names, flip_map)].clone()
-        mirrored[..., 0] = torch.where(mirrored[..., 2] > 0, 1.0 - mirrored[..., 0], mirrored[..., 0])
+        if mirror == "geometric":
+            mirrored[..., 0] = torch.where(mirrored[..., 2] > 0, 1.0 - mirrored[..., 0], mirrored[..., 0])
         self.templates = torch.cat([base, mirrored])  # (2K, 17, 3) float64
 
     def __len__(self):
@@ -103,11 +116,11 @@ class PoseTemplates:
 
     # ---------------------------------------------------------------- file format
     @classmethod
-    def load(cls, path):
+    def load(cls, path, mirror="release"):
         """
         Read a templates JSON: keys ``names``, ``flip_map``, ``vis_threshold``, ``templates``
         (K flat lists of 17 x 3 values); other keys (the release also writes
-        ``connections`` and ``minpoints``) are ignored.
+        ``connections`` and ``minpoints``) are ignored. ``mirror``: see :data:`MIRRORS`.
         """
         with open(path) as f:
             try:
@@ -123,7 +136,7 @@ class PoseTemplates:
                     f"{path}: templates[{i}] has {len(t)} values, expected {NUM_KEYPOINTS * 3}"
                 )
         try:
-            return cls(data["templates"], data["names"], data["flip_map"], data["vis_threshold"])
+            return cls(data["templates"], data["names"], data["flip_map"], data["vis_threshold"], mirror)
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from e
 
