@@ -1,19 +1,19 @@
-"""``pose2seg://`` paths: files shipped inside the package, usable in configs from any directory.
+"""``pose2seg_d2://`` paths in Detectron2's PathManager: files shipped inside the package.
 
-``MODEL.WEIGHTS: "pose2seg://backbones/R_18_FPN_synthetic_dense.pth"`` names
+``MODEL.WEIGHTS: "pose2seg_d2://backbones/R_18_FPN_synthetic_dense.pth"`` names
 ``pose2seg_d2/assets/backbones/R_18_FPN_synthetic_dense.pth``, as ``detectron2://`` names
-Detectron2's model zoo. Importing :mod:`pose2seg_d2` registers the handler with Detectron2's
-``PathManager``, through which its checkpointer opens weights.
+Detectron2's model zoo, from any working directory. Importing :mod:`pose2seg_d2` registers
+the handler with Detectron2's ``PathManager``, through which its checkpointer opens weights
+(templates files go through :func:`pose2seg_d2.utils.resolve_path`, same prefix).
 """
 import os
 
 from detectron2.utils.file_io import PathManager
 from iopath.common.file_io import PathHandler
 
-__all__ = ["PACKAGE_ASSETS_PREFIX", "PackageAssetHandler", "package_asset_path"]
+from .utils import PACKAGE_ASSETS_PREFIX, package_asset
 
-PACKAGE_ASSETS_PREFIX = "pose2seg://"
-_ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
+__all__ = ["PACKAGE_ASSETS_PREFIX", "PackageAssetHandler", "package_asset_path"]
 
 # what to do when a shipped file is missing (a checkout without it, or a name of one's own)
 _HOW_TO_MAKE = {
@@ -22,9 +22,12 @@ _HOW_TO_MAKE = {
 
 
 def package_asset_path(path):
-    """The local file of a ``pose2seg://`` path; FileNotFoundError, naming what makes it, if absent."""
-    relative = path[len(PACKAGE_ASSETS_PREFIX) :] if path.startswith(PACKAGE_ASSETS_PREFIX) else path
-    local = os.path.join(_ASSETS_DIR, relative)
+    """The local file of a ``pose2seg_d2://`` path (or a path relative to the assets); a
+    FileNotFoundError naming what makes it, if absent."""
+    if not path.startswith(PACKAGE_ASSETS_PREFIX):
+        path = PACKAGE_ASSETS_PREFIX + path
+    relative = path[len(PACKAGE_ASSETS_PREFIX) :]
+    local = package_asset(path)
     if not os.path.isfile(local):
         how = _HOW_TO_MAKE.get(relative)
         raise FileNotFoundError(
@@ -34,7 +37,7 @@ def package_asset_path(path):
 
 
 class PackageAssetHandler(PathHandler):
-    """Resolves ``pose2seg://RELATIVE`` to ``pose2seg_d2/assets/RELATIVE`` (read only)."""
+    """Resolves ``pose2seg_d2://RELATIVE`` to ``pose2seg_d2/assets/RELATIVE`` (read only)."""
 
     def _get_supported_prefixes(self):
         return [PACKAGE_ASSETS_PREFIX]

@@ -125,11 +125,11 @@ def test_pretraining_learns_and_exports_a_backbone_that_the_models_load(tmp_path
 def test_package_asset_paths_resolve_or_name_what_makes_them():
     from detectron2.utils.file_io import PathManager
 
-    assert PathManager.get_local_path("pose2seg://templates_synthetic.json") == package_asset_path("templates_synthetic.json")
+    assert PathManager.get_local_path("pose2seg_d2://templates_synthetic.json") == package_asset_path("templates_synthetic.json")
     with pytest.raises(FileNotFoundError, match="no such file in the package"):
-        PathManager.get_local_path("pose2seg://backbones/missing.pth")
+        PathManager.get_local_path("pose2seg_d2://backbones/missing.pth")
     with pytest.raises(PermissionError):
-        PathManager.open("pose2seg://templates_synthetic.json", "w")
+        PathManager.open("pose2seg_d2://templates_synthetic.json", "w")
 
 
 def test_shipped_backbone_matches_its_record():

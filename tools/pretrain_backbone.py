@@ -11,7 +11,7 @@ its person/background IoU on synthetic_occluded_val, and writes the backbone's w
 with a JSON record (config, seed, iterations, losses, IoU, sha256) next to them:
 
     pose2seg_d2/assets/backbones/R_18_FPN_synthetic_dense.pth   (MODEL.WEIGHTS
-        "pose2seg://backbones/R_18_FPN_synthetic_dense.pth" in configs/synthetic/*)
+        "pose2seg_d2://backbones/R_18_FPN_synthetic_dense.pth" in configs/synthetic/*)
     pose2seg_d2/assets/backbones/R_18_FPN_synthetic_dense.json
 
 --resume continues from OUTPUT_DIR's last checkpoint; --export-only exports that checkpoint

@@ -20,6 +20,8 @@ import time
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
+from ..assets_path import PACKAGE_ASSETS_PREFIX, package_asset_path
+
 __all__ = [
     "AtomicDetectionCheckpointer",
     "WeightsUnavailableError",
@@ -111,6 +113,12 @@ def check_weights_available(path, path_manager=None):
     if path_manager is None:
         from detectron2.utils.file_io import PathManager as path_manager
     url = path.split("?", 1)[0]  # Detectron2 reads options from the query (?matching_heuristics=...)
+    if url.startswith(PACKAGE_ASSETS_PREFIX):  # a file shipped with the package: nothing to download
+        try:
+            package_asset_path(url)
+        except FileNotFoundError as e:
+            raise WeightsUnavailableError(f"MODEL.WEIGHTS {path}: {e}; or {remedy}") from e
+        return
     try:
         local = path_manager.get_local_path(url)
     except Exception as e:  # noqa: BLE001 (urllib, HTTP and file errors alike)
