@@ -1,4 +1,6 @@
 """Pose2Seg with the release's test-time conventions, to run its trained model (SPEC §6)."""
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
@@ -13,6 +15,7 @@ from ..pose import (
     scale_matrix,
     transform_keypoints,
 )
+from ..utils import cat_to_device
 from .meta_arch import Pose2Seg
 
 __all__ = ["ReleasePose2Seg", "pixel_from_continuous_matrix"]
@@ -115,14 +118,15 @@ class ReleasePose2Seg(Pose2Seg):
         feature_from_input = scale_matrix(feature_side / self.input_size, feature_side / self.input_size, device=self.device)
         return feature_from_input @ input_from_image @ pixel_from_continuous_matrix(device=self.device)
 
-    def _persons(self, keypoints_per_image, image_sizes):
+    def _persons(self, keypoints_per_image, scores_per_image, image_sizes, output_sizes=None):
         """
-        As :meth:`Pose2Seg._persons`, except that the third value is each person's (N, 3, 3)
+        As :meth:`Pose2Seg._persons`, except that ``feature_sizes`` holds each person's (N, 3, 3)
         image -> feature-map matrix (:meth:`feature_from_image_matrices`), which
-        :meth:`_window_logits` takes instead of feature sizes.
+        :meth:`_window_logits` takes in its place.
         """
-        keypoints, batch_index, _ = super()._persons(keypoints_per_image, image_sizes)
-        return keypoints, batch_index, self.feature_from_image_matrices(image_sizes)[batch_index]
+        persons = super()._persons(keypoints_per_image, scores_per_image, image_sizes, output_sizes)
+        matrices = self.feature_from_image_matrices(image_sizes)[persons.batch_index]
+        return dataclasses.replace(persons, feature_sizes=matrices)
 
     def _window_logits(self, features, keypoints, batch_index, feature_from_image):
         """
@@ -143,25 +147,33 @@ class ReleasePose2Seg(Pose2Seg):
         window_from_feature = self.aligner(feature_keypoints, sources).to(torch.float64)
         if self.training and self.augmentation is not None:
             a = self.augmentation
-            jitter = random_window_augmentation(num, self.window_size, a["angle"], a["scale"], a["translate"])
-            window_from_feature = jitter.to(self.device) @ window_from_feature
+            jitter = random_window_augmentation(
+                num, self.window_size, a["angle"], a["scale"], a["translate"], device=self.device
+            )
+            window_from_feature = jitter @ window_from_feature
         window_from_image = window_from_feature @ feature_from_image
         skeleton = self.skeleton(transform_keypoints(keypoints, window_from_image), self.window_size)
         sampling = align_corners_sampling_matrices(window_from_feature, feature_size)
-        aligned = affine_align(features, sampling, batch_index, self.window_size)
+        # batch_index is built by _persons, in range: no check (it would read it on the host)
+        aligned = affine_align(features, sampling, batch_index, self.window_size, check_batch_index=False)
         layout = torch.channels_last if aligned.device.type == "cpu" else torch.contiguous_format
         inputs = torch.cat([aligned, skeleton.to(aligned.dtype).contiguous(memory_format=layout)], dim=1)
         return self.head(inputs), window_from_image
 
-    def _padded_gt_masks(self, instances, images):
-        """(N, H, W) float masks of all persons in image coordinates, padded to the largest image."""
+    def _padded_gt_masks(self, instances, chosen, images):
+        """(N, H, W) float masks of the chosen persons in image coordinates, padded to the
+        largest image (the windows map image coordinates here, not the square input's)."""
         height = max(h for h, _ in images.image_sizes)
         width = max(w for _, w in images.image_sizes)
         padded = []
-        for inst, (h, w) in zip(instances, images.image_sizes):
+        for inst, index, (h, w) in zip(instances, chosen, images.image_sizes):
+            if len(index) == 0:
+                continue
             masks = inst.gt_masks
             if isinstance(masks, PolygonMasks):
-                masks = BitMasks.from_polygon_masks(masks, h, w)
-            m = masks.tensor.to(self.device, torch.float32)
-            padded.append(F.pad(m, (0, width - m.shape[-1], 0, height - m.shape[-2])))
-        return torch.cat(padded)
+                masks = BitMasks.from_polygon_masks(masks[index], h, w).tensor
+            else:
+                masks = getattr(masks, "tensor", masks)[index.to(getattr(masks, "device", "cpu"))]
+            masks = masks.to(torch.bool)
+            padded.append(F.pad(masks, (0, width - masks.shape[-1], 0, height - masks.shape[-2])))
+        return cat_to_device(padded, self.device).to(torch.float32)
