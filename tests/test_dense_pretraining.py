@@ -25,7 +25,7 @@ def tiny_opts(dataset, output_dir):
     return [
         "MODEL.DEVICE", "cpu", "DATASETS.TRAIN", f"('{dataset}',)", "DATALOADER.NUM_WORKERS", "0",
         "SOLVER.IMS_PER_BATCH", "4", "SOLVER.WARMUP_ITERS", "0", "SOLVER.BASE_LR", "0.002",
-        "INPUT.CROP.SIZE", "(48, 64)", "OUTPUT_DIR", output_dir, "SEED", "3",
+        "INPUT.MIN_SIZE_TRAIN", "(0,)", "OUTPUT_DIR", output_dir, "SEED", "3",  # images at their own size
     ]  # fmt: skip
 
 
@@ -55,7 +55,7 @@ def test_keypoint_heatmaps_peak_at_each_labeled_keypoint_and_merge_persons():
 
 def test_mapper_gives_the_union_of_masks_and_the_keypoints(tmp_path):
     name = register_tiny_person_dataset("tiny_dense_pretraining", str(tmp_path / "tiny"), num_images=3, size=(64, 80))
-    cfg = load_config(CONFIG, tiny_opts(name, str(tmp_path / "out")) + ["INPUT.CROP.ENABLED", "False", "INPUT.RANDOM_FLIP", "none"])
+    cfg = load_config(CONFIG, tiny_opts(name, str(tmp_path / "out")) + ["INPUT.RANDOM_FLIP", "none"])
     record = DatasetCatalog.get(name)[0]
     out = DensePretrainingMapper(cfg, True)(record)
     union = np.zeros((64, 80), bool)
@@ -67,7 +67,7 @@ def test_mapper_gives_the_union_of_masks_and_the_keypoints(tmp_path):
     expected[expected[..., 2] == 0] = 0
     np.testing.assert_allclose(out["keypoints"].numpy(), expected, atol=1e-5)
     # flipped: the mask mirrors and left/right keypoints swap
-    cfg = load_config(CONFIG, tiny_opts(name, str(tmp_path / "out")) + ["INPUT.CROP.ENABLED", "False"])
+    cfg = load_config(CONFIG, tiny_opts(name, str(tmp_path / "out")))
     mapper = DensePretrainingMapper(cfg, True)
     for _ in range(20):  # the flip is random (p = 0.5)
         flipped = mapper(record)
