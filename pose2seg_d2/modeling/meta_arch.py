@@ -348,10 +348,15 @@ class Pose2Seg(nn.Module):
         starts = [sum(counts[:i]) for i in range(len(counts))]
         return [chosen[(chosen >= s) & (chosen < s + n)] - s for s, n in zip(starts, counts)]
 
+    def _mask_canvas_size(self, images):
+        """(H, W) the ground-truth masks are padded to: the padded batch's, as the windows map
+        input coordinates."""
+        return tuple(images.tensor.shape[-2:])
+
     def _padded_gt_masks(self, instances, chosen, images):
-        """(N, H, W) float masks of the chosen persons at the padded batch size, on the device:
-        rasterized and padded on the host, copied as one bool tensor."""
-        height, width = images.tensor.shape[-2:]
+        """(N, H, W) float masks of the chosen persons at :meth:`_mask_canvas_size`, on the
+        device: rasterized and padded on the host, copied as one bool tensor."""
+        height, width = self._mask_canvas_size(images)
         padded = []
         for inst, index, (h, w) in zip(instances, chosen, images.image_sizes):
             if len(index) == 0:

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY
-from detectron2.structures import BitMasks, ImageList, PolygonMasks
+from detectron2.structures import ImageList
 
 from ..layers import affine_align
 from ..pose import (
@@ -15,7 +15,6 @@ from ..pose import (
     scale_matrix,
     transform_keypoints,
 )
-from ..utils import cat_to_device
 from .meta_arch import Pose2Seg
 
 __all__ = ["ReleasePose2Seg", "pixel_from_continuous_matrix"]
@@ -160,20 +159,7 @@ class ReleasePose2Seg(Pose2Seg):
         inputs = torch.cat([aligned, skeleton.to(aligned.dtype).contiguous(memory_format=layout)], dim=1)
         return self.head(inputs), window_from_image
 
-    def _padded_gt_masks(self, instances, chosen, images):
-        """(N, H, W) float masks of the chosen persons in image coordinates, padded to the
-        largest image (the windows map image coordinates here, not the square input's)."""
-        height = max(h for h, _ in images.image_sizes)
-        width = max(w for _, w in images.image_sizes)
-        padded = []
-        for inst, index, (h, w) in zip(instances, chosen, images.image_sizes):
-            if len(index) == 0:
-                continue
-            masks = inst.gt_masks
-            if isinstance(masks, PolygonMasks):
-                masks = BitMasks.from_polygon_masks(masks[index], h, w).tensor
-            else:
-                masks = getattr(masks, "tensor", masks)[index.to(getattr(masks, "device", "cpu"))]
-            masks = masks.to(torch.bool)
-            padded.append(F.pad(masks, (0, width - masks.shape[-1], 0, height - masks.shape[-2])))
-        return cat_to_device(padded, self.device).to(torch.float32)
+    def _mask_canvas_size(self, images):
+        """The largest image's (H, W): the windows map image coordinates here, not the square
+        input's, so the masks stay at the images' own size."""
+        return max(h for h, _ in images.image_sizes), max(w for _, w in images.image_sizes)
