@@ -147,6 +147,11 @@ def add_pose2seg_config(cfg):
     # ResNet only). With FREEZE_AT 5 the whole pretrained backbone is fixed and only the heads
     # learn (the synthetic configs: all rows see the same features, and a CPU trains 1.7x faster).
     _C.MODEL.BACKBONE.FREEZE_FPN = False
+    # A wholly frozen backbone (FREEZE_AT 5 and FREEZE_FPN) computed channels-last under
+    # torch.autocast in this dtype, in training and at test time, its features handed to the heads
+    # in float32: "" (off), "bf16" or "fp16". Any meta-architecture. On a CPU with AVX512-BF16,
+    # "bf16" runs the synthetic configs' ResNet-18 FPN 2.2x faster (benchmarks/README.md).
+    _C.MODEL.BACKBONE.FROZEN_AUTOCAST = ""
 
     # Optimizer used by train_net.py for any model: "SGD" (Detectron2's default) or "ADAM"
     # (the release: Adam with SOLVER.BASE_LR; SOLVER.MOMENTUM is ignored).

@@ -1,4 +1,5 @@
-"""MODEL.BACKBONE.FREEZE_FPN: with FREEZE_AT 5 the whole backbone stays as loaded."""
+"""MODEL.BACKBONE.FREEZE_FPN: with FREEZE_AT 5 the whole backbone stays as loaded;
+MODEL.BACKBONE.FROZEN_AUTOCAST: such a backbone computed in bfloat16, wherever a model is built."""
 import os
 
 import pytest
@@ -41,3 +42,53 @@ def test_training_changes_the_heads_only(tmp_path, config):
 def test_freeze_fpn_needs_an_fpn():
     with pytest.raises(ValueError, match="needs an FPN backbone"):
         freeze_fpn(torch.nn.Conv2d(3, 3, 1))
+
+
+def _synthetic_mask_rcnn(opts=()):
+    return load_config(
+        os.path.join(REPO, "configs/synthetic/mask_rcnn_R_18_FPN_synthetic.yaml"),
+        ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", *opts],
+    )
+
+
+def test_frozen_autocast_gives_float32_features_close_to_float32_compute():
+    torch.manual_seed(0)
+    reference = Pose2SegTrainer.build_model(_synthetic_mask_rcnn(["MODEL.BACKBONE.FROZEN_AUTOCAST", ""])).eval()
+    reduced = Pose2SegTrainer.build_model(_synthetic_mask_rcnn(["MODEL.BACKBONE.FROZEN_AUTOCAST", "bf16"])).eval()
+    assert reference.state_dict().keys() == reduced.state_dict().keys()  # checkpoints unchanged
+    reduced.load_state_dict(reference.state_dict())
+    images = torch.rand(2, 3, 96, 128) * 255 - 120
+    with torch.no_grad():
+        expected, got = reference.backbone(images), reduced.backbone(images)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert got[name].dtype == torch.float32 and got[name].is_contiguous()
+        assert got[name].shape == expected[name].shape
+        scale = expected[name].abs().max()
+        # bfloat16 keeps 8 bits of mantissa: errors of a few 1e-3 of the range, not more
+        assert (got[name] - expected[name]).abs().max() <= 0.05 * scale, name
+        assert not torch.equal(got[name], expected[name])  # it did compute in bfloat16
+
+
+def test_frozen_autocast_needs_a_frozen_backbone():
+    with pytest.raises(ValueError, match="wholly frozen backbone.*learn"):
+        Pose2SegTrainer.build_model(_synthetic_mask_rcnn(["MODEL.BACKBONE.FREEZE_AT", "2"]))
+    with pytest.raises(ValueError, match="FROZEN_AUTOCAST must be one of"):
+        Pose2SegTrainer.build_model(_synthetic_mask_rcnn(["MODEL.BACKBONE.FROZEN_AUTOCAST", "int8"]))
+
+
+def test_predictor_computes_the_backbone_as_training_did():
+    from pose2seg_d2.engine import Pose2SegPredictor
+
+    torch.manual_seed(0)
+    predictor = Pose2SegPredictor(_synthetic_mask_rcnn())
+    assert not any(p.requires_grad for p in predictor.model.backbone.parameters())
+    images = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        features = predictor.model.backbone(images)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            direct = type(predictor.model.backbone).forward(
+                predictor.model.backbone, images.contiguous(memory_format=torch.channels_last)
+            )
+    for name in features:
+        torch.testing.assert_close(features[name], direct[name].float(), rtol=0, atol=0)

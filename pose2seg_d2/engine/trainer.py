@@ -13,6 +13,7 @@ from detectron2.utils import comm
 
 from ..data.dataset_mapper import DensePretrainingMapper, Pose2SegDatasetMapper, ValidatingDatasetMapper
 from ..evaluation import OcclusionBucketEvaluator
+from ..modeling.frozen_backbone import apply_backbone_options, freeze_fpn  # noqa: F401 (re-exported)
 from .checkpoint import AtomicDetectionCheckpointer
 
 __all__ = ["Pose2SegTrainer", "build_adam_or_sgd_optimizer", "freeze_fpn", "uses_pose2seg"]
@@ -34,29 +35,6 @@ def uses_pose2seg(cfg):
     if name in KEYPOINT_INPUT_ARCHITECTURES:
         return True
     return name in META_ARCH_REGISTRY and issubclass(META_ARCH_REGISTRY.get(name), Pose2Seg)
-
-
-def freeze_fpn(backbone):
-    """
-    Freeze an FPN backbone in place (MODEL.BACKBONE.FREEZE_FPN): no parameter of its lateral and
-    output convolutions (nor of its top block) learns, and their norms become FrozenBN, so they
-    keep the loaded statistics. The bottom-up network is left as MODEL.BACKBONE.FREEZE_AT made it.
-
-    Returns:
-        the backbone.
-    """
-    from detectron2.layers import FrozenBatchNorm2d
-    from detectron2.modeling.backbone import FPN
-
-    if not isinstance(backbone, FPN):
-        raise ValueError(f"MODEL.BACKBONE.FREEZE_FPN needs an FPN backbone, got {type(backbone).__name__}")
-    for name, child in backbone.named_children():
-        if name == "bottom_up":
-            continue
-        for p in child.parameters():
-            p.requires_grad_(False)
-        FrozenBatchNorm2d.convert_frozen_batchnorm(child)
-    return backbone
 
 
 def build_adam_or_sgd_optimizer(cfg, model):
@@ -136,10 +114,7 @@ class Pose2SegTrainer(DefaultTrainer):
                 "from random weights it cannot normalize, and trains poorly. Give ImageNet weights "
                 "(README.md, 'Weights') or set MODEL.RESNETS.NORM and MODEL.FPN.NORM to BN or GN."
             )
-        model = super().build_model(cfg)
-        if cfg.MODEL.BACKBONE.FREEZE_FPN:
-            freeze_fpn(model.backbone)
-        return model
+        return apply_backbone_options(super().build_model(cfg), cfg)
 
     @classmethod
     def build_optimizer(cls, cfg, model):
