@@ -150,7 +150,7 @@ def add_pose2seg_config(cfg):
     # A wholly frozen backbone (FREEZE_AT 5 and FREEZE_FPN) computed channels-last under
     # torch.autocast in this dtype, in training and at test time, its features handed to the heads
     # in float32: "" (off), "bf16" or "fp16". Any meta-architecture. On a CPU with AVX512-BF16,
-    # "bf16" runs the synthetic configs' ResNet-18 FPN 2.2x faster (benchmarks/README.md).
+    # "bf16" runs the synthetic configs' ResNet-18 FPN about 2x faster (benchmarks/README.md).
     _C.MODEL.BACKBONE.FROZEN_AUTOCAST = ""
 
     # Optimizer used by train_net.py for any model: "SGD" (Detectron2's default) or "ADAM"

@@ -28,7 +28,7 @@ def test_compare_writes_tables_json_grids_and_plots_for_every_test_set(tmp_path)
         "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.POSE2SEG.TEMPLATES_FILE", templates,
         "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0", "SOLVER.WARMUP_ITERS", "0",
         # random weights: the packaged backbone has another FPN width
-        "MODEL.WEIGHTS", "", "MODEL.BACKBONE.FREEZE_AT", "0",
+        "MODEL.WEIGHTS", "", "MODEL.BACKBONE.FREEZE_AT", "0", "MODEL.BACKBONE.FROZEN_AUTOCAST", "",
         # an untrained keypoint model must still give persons, for the images-alone row to be exercised
         "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0", "TEST.DETECTIONS_PER_IMAGE", "3",
         "MODEL.POSE2SEG.KEYPOINT_CONFIDENCE_THRESHOLD", "-1e9",

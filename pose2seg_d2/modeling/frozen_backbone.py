@@ -66,6 +66,7 @@ def autocast_frozen_backbone(backbone, dtype):
             "MODEL.BACKBONE.FROZEN_AUTOCAST needs a wholly frozen backbone (MODEL.BACKBONE.FREEZE_AT 5 "
             f"and MODEL.BACKBONE.FREEZE_FPN True); these parameters learn: {learning[:3]}"
             + (f" and {len(learning) - 3} more" if len(learning) > 3 else "")
+            + '. To train the backbone, set MODEL.BACKBONE.FROZEN_AUTOCAST "".'
         )
     backbone.to(memory_format=torch.channels_last)
     backbone.forward = _AutocastForward(backbone.forward, dtype)
