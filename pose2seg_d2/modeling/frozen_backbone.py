@@ -2,10 +2,10 @@
 computed in reduced precision (MODEL.BACKBONE.FROZEN_AUTOCAST), for every meta-architecture."""
 import torch
 
-__all__ = ["FROZEN_AUTOCAST_DTYPES", "apply_backbone_options", "autocast_frozen_backbone", "freeze_fpn"]
+__all__ = ["AUTOCAST_DTYPES", "apply_backbone_options", "autocast_frozen_backbone", "freeze_fpn"]
 
-# MODEL.BACKBONE.FROZEN_AUTOCAST -> dtype
-FROZEN_AUTOCAST_DTYPES = {"": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# MODEL.BACKBONE.FROZEN_AUTOCAST and MODEL.POSE2SEG.AUTOCAST -> dtype
+AUTOCAST_DTYPES = {"": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def freeze_fpn(backbone):
@@ -88,8 +88,8 @@ def apply_backbone_options(model, cfg):
     if cfg.MODEL.BACKBONE.FREEZE_FPN:
         freeze_fpn(backbone)
     name = cfg.MODEL.BACKBONE.FROZEN_AUTOCAST
-    if name not in FROZEN_AUTOCAST_DTYPES:
-        raise ValueError(f"MODEL.BACKBONE.FROZEN_AUTOCAST must be one of {sorted(FROZEN_AUTOCAST_DTYPES)}, got {name!r}")
-    if FROZEN_AUTOCAST_DTYPES[name] is not None:
-        autocast_frozen_backbone(backbone, FROZEN_AUTOCAST_DTYPES[name])
+    if name not in AUTOCAST_DTYPES:
+        raise ValueError(f"MODEL.BACKBONE.FROZEN_AUTOCAST must be one of {sorted(AUTOCAST_DTYPES)}, got {name!r}")
+    if AUTOCAST_DTYPES[name] is not None:
+        autocast_frozen_backbone(backbone, AUTOCAST_DTYPES[name])
     return model

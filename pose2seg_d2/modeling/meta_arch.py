@@ -15,6 +15,7 @@ from ..layers import affine_align, paste_masks_per_image
 from ..pose import NUM_KEYPOINTS, random_window_augmentation, transform_keypoints
 from ..utils import cat_to_device, device_constant, to_device
 from .aligners import build_aligner
+from .frozen_backbone import AUTOCAST_DTYPES
 from .keypoint_sources import build_keypoint_source
 from .seg_module import build_pose2seg_head
 from .skeleton_features import build_skeleton_features
@@ -26,9 +27,6 @@ __all__ = [
     "continuous_from_pixel_matrices",
     "mask_confidence",
 ]
-
-# MODEL.POSE2SEG.AUTOCAST -> dtype
-AUTOCAST_DTYPES = {"": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def feature_from_input_matrix(stride, dtype=torch.float64, device=None):
