@@ -8,7 +8,17 @@ from ..utils import device_constant, to_device
 from .affine_align import safe_inverse
 from .boxes import boxes_from_masks
 
-__all__ = ["warp_windows_to_image", "paste_masks", "paste_masks_per_image", "window_footprints", "crop_sizes"]
+__all__ = [
+    "warp_windows_to_image",
+    "paste_masks",
+    "paste_masks_per_image",
+    "paste_plan",
+    "paste_masks_in_crops",
+    "paste_image_masks",
+    "read_crop_sizes",
+    "window_footprints",
+    "crop_sizes",
+]
 
 
 def window_footprints(image_from_window, window_size, image_size):
@@ -61,13 +71,44 @@ class _Footprints(NamedTuple):
             return _Footprints(*(t[index] for t in self))
         return tuple.__getitem__(self, index)
 
-    def largest(self, batch_index, num_images):
-        """The largest footprint (height, width) of each image's windows, at least 1 x 1, read
-        on the host: one synchronization for all the images."""
+    def largest_extents(self, batch_index, num_images):
+        """(B, 2) long: the largest footprint (height, width) of each image's windows, at least
+        1 x 1, on the device."""
         extent = (self.high - self.low).flip(-1)  # (N, 2) as (h, w)
         largest = extent.new_ones((num_images, 2))
-        largest = largest.scatter_reduce(0, batch_index[:, None].expand(-1, 2), extent, "amax")
-        return [tuple(s) for s in largest.tolist()]
+        return largest.scatter_reduce(0, batch_index[:, None].expand(-1, 2), extent, "amax")
+
+    def largest(self, batch_index, num_images):
+        """:meth:`largest_extents` read on the host: one synchronization for all the images."""
+        return read_crop_sizes(self.largest_extents(batch_index, num_images))
+
+
+def read_crop_sizes(extents):
+    """(B, 2) crop sizes on the device -> B (height, width) tuples on the host: the warp-back's
+    one synchronization."""
+    return [tuple(s) for s in extents.tolist()]
+
+
+def paste_plan(window_from_image, window_size, image_sizes, batch_index, num_images):
+    """
+    Everything the warp-back of several images' windows computes before the host must know the
+    crops' sizes; pure tensor work on the device, without a synchronization (the part
+    :class:`~pose2seg_d2.modeling.Pose2Seg` can compile together with its scoring).
+
+    Args:
+        window_from_image (Tensor): (N, 3, 3) each window's image pixels -> window pixels.
+        window_size (tuple[int, int]): (h, w).
+        image_sizes (Tensor): (N, 2) (H, W) of each window's image.
+        batch_index (Tensor): (N,) long, the image of each window, ascending.
+        num_images (int): B.
+
+    Returns:
+        tuple: the windows' footprints (for :func:`paste_masks_in_crops`) and ``extents`` (B, 2)
+        long, each image's crop size (see :func:`crop_sizes`), to be read on the host with
+        :func:`read_crop_sizes`.
+    """
+    footprints = _Footprints.of(window_from_image, window_size, image_sizes)
+    return footprints, footprints.largest_extents(batch_index, num_images)
 
 
 def crop_sizes(window_from_image, window_size, image_sizes, batch_index, num_images):
@@ -205,10 +246,17 @@ def paste_masks(windows, window_from_image, image_size, threshold, crop_size=Non
     footprints = _Footprints.of(window_from_image, (h, w), (height, width))
     if crop_size is None:
         crop_size = footprints.largest(torch.zeros(num, dtype=torch.long, device=windows.device), 1)[0]
-    return _paste_masks(windows, window_from_image, (height, width), threshold, crop_size, footprints)
+    return paste_image_masks(windows, window_from_image, (height, width), threshold, crop_size, footprints)
 
 
-def _paste_masks(windows, window_from_image, image_size, threshold, crop_size, footprints):
+def paste_image_masks(windows, window_from_image, image_size, threshold, crop_size, footprints):
+    """
+    :func:`paste_masks` of one image's windows, given the crop size and the footprints
+    (:func:`paste_plan`): tensor work alone, no value read on the host.
+
+    Returns:
+        tuple: ``masks`` (n, H, W) bool and ``boxes`` (n, 4) float32.
+    """
     crops, low = _sample_crops(windows, window_from_image, image_size, crop_size, footprints)
     inside = crops >= threshold
     out = torch.zeros((len(windows), image_size[0] * image_size[1]), dtype=torch.bool, device=windows.device)
@@ -230,27 +278,52 @@ def paste_masks_per_image(windows, window_from_image, image_sizes, counts, thres
     Returns:
         list[tuple]: per image, ``masks`` (n, H, W) bool and ``boxes`` (n, 4) float32.
     """
+    _check_per_image(windows, image_sizes, counts, threshold)
+    device = windows.device
+    image_sizes = [(int(h), int(w)) for h, w in image_sizes]
+    repeats = torch.tensor(counts)
+    sizes = to_device(torch.tensor(image_sizes).repeat_interleave(repeats, dim=0), device)  # (N, 2)
+    batch_index = to_device(torch.arange(len(counts)).repeat_interleave(repeats), device)
+    footprints, extents = paste_plan(window_from_image, windows.shape[-2:], sizes, batch_index, len(counts))
+    crops = read_crop_sizes(extents) if len(windows) else [None] * len(counts)
+    return paste_masks_in_crops(windows, window_from_image, footprints, image_sizes, counts, crops, threshold)
+
+
+def _check_per_image(windows, image_sizes, counts, threshold):
     if not threshold > 0:
         raise ValueError(f"paste_masks: the threshold must be > 0, got {threshold}")
     if sum(counts) != len(windows) or len(counts) != len(image_sizes):
         raise ValueError(
             f"paste_masks_per_image: counts {counts} do not match {len(windows)} windows and {len(image_sizes)} images"
         )
+
+
+def paste_masks_in_crops(windows, window_from_image, footprints, image_sizes, counts, crops, threshold, paste=None):
+    """
+    The warp-back of :func:`paste_masks_per_image` once the host knows the crops' sizes.
+
+    Args:
+        windows, window_from_image, image_sizes, counts, threshold: as
+            :func:`paste_masks_per_image`.
+        footprints: from :func:`paste_plan`.
+        crops (list[tuple[int, int]]): each image's crop size (:func:`read_crop_sizes`).
+        paste (callable): what pastes one image's windows, with the arguments of
+            :func:`paste_image_masks`; None: that function itself (a caller may give a
+            compiled copy).
+
+    Returns:
+        list[tuple]: per image, ``masks`` (n, H, W) bool and ``boxes`` (n, 4) float32.
+    """
+    _check_per_image(windows, image_sizes, counts, threshold)
+    paste = paste_image_masks if paste is None else paste
     device = windows.device
-    image_sizes = [(int(h), int(w)) for h, w in image_sizes]
-    repeats = torch.tensor(counts)
-    sizes = to_device(torch.tensor(image_sizes).repeat_interleave(repeats, dim=0), device)  # (N, 2)
-    batch_index = to_device(torch.arange(len(counts)).repeat_interleave(repeats), device)
-    footprints = _Footprints.of(window_from_image, windows.shape[-2:], sizes)
-    crops = footprints.largest(batch_index, len(counts)) if len(windows) else [None] * len(counts)
     out, start = [], 0
     for size, count, crop in zip(image_sizes, counts, crops):
+        size = (int(size[0]), int(size[1]))
         members = slice(start, start + count)
         start += count
         if count == 0:
             out.append((torch.zeros(0, *size, dtype=torch.bool, device=device), torch.zeros(0, 4, device=device)))
             continue
-        out.append(
-            _paste_masks(windows[members], window_from_image[members], size, threshold, crop, footprints[members])
-        )
+        out.append(paste(windows[members], window_from_image[members], size, threshold, crop, footprints[members]))
     return out

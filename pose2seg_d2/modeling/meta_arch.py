@@ -11,10 +11,11 @@ from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
 from detectron2.structures import BitMasks, Boxes, ImageList, Instances, PolygonMasks
 from torch import nn
 
-from ..layers import affine_align, paste_masks_per_image
+from ..layers import affine_align, paste_image_masks, paste_masks_in_crops, paste_plan, read_crop_sizes
 from ..pose import NUM_KEYPOINTS, random_window_augmentation, transform_keypoints
 from ..utils import cat_to_device, device_constant, to_device
 from .aligners import build_aligner
+from .compilation import check_compile_mode, compiled
 from .frozen_backbone import AUTOCAST_DTYPES
 from .keypoint_sources import build_keypoint_source
 from .seg_module import build_pose2seg_head
@@ -112,6 +113,7 @@ class Pose2Seg(nn.Module):
         score="person_x_mask",
         channels_last=False,
         autocast="",
+        compile_mode="",
     ):
         """
         Args:
@@ -133,6 +135,9 @@ class Pose2Seg(nn.Module):
                 (always on the CPU).
             autocast (str): "", "bf16" or "fp16": at inference on CUDA, run the backbone and
                 the head under ``torch.autocast`` in that dtype.
+            compile_mode (str): "" or a mode of :data:`COMPILE_MODES`: at inference, the
+                geometry before and after the head runs through ``torch.compile``
+                (:meth:`_window_inputs`, :meth:`_rank_and_plan`, the warp-back).
         """
         super().__init__()
         self.backbone = backbone
@@ -155,6 +160,7 @@ class Pose2Seg(nn.Module):
             raise ValueError(f"MODEL.POSE2SEG.AUTOCAST must be one of {sorted(AUTOCAST_DTYPES)}, got {autocast!r}")
         self.autocast_dtype = AUTOCAST_DTYPES[autocast]
         self.channels_last = bool(channels_last)
+        self.compile_mode = check_compile_mode(compile_mode)
         if self.channels_last:
             # weights in the activations' layout: no per-call weight conversion in the convs
             self.backbone.to(memory_format=torch.channels_last)
@@ -192,6 +198,7 @@ class Pose2Seg(nn.Module):
             "score": p.SCORE,
             "channels_last": p.CHANNELS_LAST,
             "autocast": p.AUTOCAST,
+            "compile_mode": p.COMPILE,
         }
 
     @property
@@ -255,10 +262,36 @@ class Pose2Seg(nn.Module):
         s = 1.0 / self.stride
         return device_constant(((s, 0.0, -0.5), (0.0, s, -0.5), (0.0, 0.0, 1.0)), torch.float64, self.device)
 
+    def _compiled(self, function):
+        """``function`` (a plain function, or an unbound method called with ``self``) as the
+        inference runs it: compiled per MODEL.POSE2SEG.COMPILE, eager in training."""
+        return function if self.training else compiled(function, self.compile_mode)
+
     def _window_logits(self, features, keypoints, batch_index, feature_sizes):
         """
         Returns:
             logits (N, C, h, w) and the (N, 3, 3) float64 matrices input-image continuous
+            coordinates -> window pixels.
+        """
+        window_inputs = self._compiled(type(self)._window_inputs)
+        inputs, window_from_input = window_inputs(self, features, keypoints, batch_index, feature_sizes)
+        with self._autocast():
+            logits = self.head(inputs)
+        return logits, window_from_input
+
+    def _window_inputs(self, features, keypoints, batch_index, feature_sizes):
+        """
+        The head's inputs: each person's window of ``features`` (affine-align) and its skeleton
+        channels.
+
+        Args:
+            features (Tensor): (B, C, H, W) the backbone's ``in_feature``.
+            keypoints (Tensor): (N, 17, 3) input-image continuous coordinates.
+            batch_index (Tensor): (N,) long.
+            feature_sizes (Tensor): (N, 2) valid feature-map (height, width).
+
+        Returns:
+            inputs (N, C + S, h, w) and the (N, 3, 3) float64 matrices input-image continuous
             coordinates -> window pixels.
         """
         window_from_feature = self._align(keypoints, feature_sizes)
@@ -272,9 +305,7 @@ class Pose2Seg(nn.Module):
         channels_last = aligned.device.type == "cpu" or self.channels_last
         layout = torch.channels_last if channels_last else torch.contiguous_format
         inputs = torch.cat([aligned, skeleton.to(aligned.dtype).contiguous(memory_format=layout)], dim=1)
-        with self._autocast():
-            logits = self.head(inputs)
-        return logits, window_from_input
+        return inputs, window_from_input
 
     def _align(self, keypoints, feature_sizes):
         feature_keypoints = transform_keypoints(keypoints, self._feature_from_input())
@@ -408,34 +439,26 @@ class Pose2Seg(nn.Module):
         ]
         persons = self._persons([k for k, _ in sources], [s for _, s in sources], images.image_sizes, output_sizes)
         num = len(persons.keypoints)
-        scores = persons.scores
         if num:
             logits, window_from_input = self._window_logits(
                 features, persons.keypoints, persons.batch_index, persons.feature_sizes
             )
-            probabilities = self._probabilities(logits)
-            if self.score == "person_x_mask":
-                scores = scores * mask_confidence(probabilities, self.mask_threshold)
-            # by image, and by score within each image, highest first (ties keep the input order)
-            order = torch.argsort(scores, descending=True, stable=True)
-            order = order[torch.argsort(persons.batch_index[order], stable=True)]
-            scores, probabilities = scores[order], probabilities[order]
-            window_from_output = window_from_input[order] @ continuous_from_pixel_matrices(
-                (persons.input_sizes / persons.output_sizes)[order].flip(-1)
-            )
-            pasted = paste_masks_per_image(
-                probabilities, window_from_output, output_sizes, persons.counts, self.mask_threshold
-            )
+            rank_and_plan = self._compiled(type(self)._rank_and_plan)
+            scores, probabilities, keypoints, window_from_output, footprints, extents = rank_and_plan(
+                self, logits, persons.scores, persons.keypoints, persons.batch_index,
+                persons.input_sizes, persons.output_sizes, window_from_input, len(output_sizes),
+            )  # fmt: skip
+            crops = read_crop_sizes(extents)  # the call's one synchronization
+            pasted = paste_masks_in_crops(
+                probabilities, window_from_output, footprints, output_sizes, persons.counts, crops,
+                self.mask_threshold, paste=self._compiled(paste_image_masks),
+            )  # fmt: skip
         else:
-            order = persons.batch_index  # empty
+            scores, keypoints = persons.scores, persons.keypoints  # empty
             pasted = [
                 (torch.zeros(0, h, w, dtype=torch.bool, device=self.device), torch.zeros(0, 4, device=self.device))
                 for h, w in output_sizes
             ]
-        # in output coordinates; keypoints the model left out as unlabeled (NaN, infinite,
-        # out of bounds: see labeled_mask) come back as (0, 0, 0)
-        output_from_input = _scale_matrices((persons.output_sizes / persons.input_sizes)[order].flip(-1))
-        keypoints = transform_keypoints(persons.keypoints[order], output_from_input)
         classes = torch.zeros(num, dtype=torch.long, device=self.device)
 
         results = []
@@ -452,6 +475,46 @@ class Pose2Seg(nn.Module):
             results.append({"instances": result})
         return results
 
+    def _rank_and_plan(
+        self, logits, scores, keypoints, batch_index, input_sizes, output_sizes, window_from_input, num_images
+    ):
+        """
+        What inference computes between the head and the warp-back, tensor work alone: the
+        scores (MODEL.POSE2SEG.SCORE), the persons in output order (by image, by score within
+        each image, highest first; ties keep the input order), and the warp-back's plan.
+
+        Args:
+            logits (Tensor): (N, C, h, w) the head's.
+            scores (Tensor): (N,) the keypoint source's person scores.
+            keypoints (Tensor): (N, 17, 3) input-image continuous coordinates.
+            batch_index (Tensor): (N,) long, ascending.
+            input_sizes, output_sizes (Tensor): (N, 2) float64 (height, width) of each person's
+                input and output image.
+            window_from_input (Tensor): (N, 3, 3) float64, input-image continuous coordinates ->
+                window pixels.
+            num_images (int): B.
+
+        Returns:
+            tuple, in output order: ``scores`` (N,), ``probabilities`` (N, h, w), ``keypoints``
+            (N, 17, 3) in output continuous coordinates ((0, 0, 0) where unlabeled, see
+            :func:`labeled_mask`), ``window_from_output`` (N, 3, 3) output pixels -> window
+            pixels, and the footprints and (B, 2) crop sizes of :func:`paste_plan`.
+        """
+        probabilities = self._probabilities(logits)
+        if self.score == "person_x_mask":
+            scores = scores * mask_confidence(probabilities, self.mask_threshold)
+        order = torch.argsort(scores, descending=True, stable=True)
+        order = order[torch.argsort(batch_index[order], stable=True)]
+        input_sizes, output_sizes = input_sizes[order], output_sizes[order]
+        window_from_output = window_from_input[order] @ continuous_from_pixel_matrices(
+            (input_sizes / output_sizes).flip(-1)
+        )
+        output_from_input = _scale_matrices((output_sizes / input_sizes).flip(-1))
+        keypoints = transform_keypoints(keypoints[order], output_from_input)
+        footprints, extents = paste_plan(
+            window_from_output, self.window_size, output_sizes, batch_index[order], num_images
+        )
+        return scores[order], probabilities[order], keypoints, window_from_output, footprints, extents
 
 def mask_confidence(probabilities, threshold):
     """

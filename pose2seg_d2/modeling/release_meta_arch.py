@@ -121,14 +121,16 @@ class ReleasePose2Seg(Pose2Seg):
         """
         As :meth:`Pose2Seg._persons`, except that ``feature_sizes`` holds each person's (N, 3, 3)
         image -> feature-map matrix (:meth:`feature_from_image_matrices`), which
-        :meth:`_window_logits` takes in its place.
+        :meth:`_window_inputs` takes in its place.
         """
         persons = super()._persons(keypoints_per_image, scores_per_image, image_sizes, output_sizes)
         matrices = self.feature_from_image_matrices(image_sizes)[persons.batch_index]
         return dataclasses.replace(persons, feature_sizes=matrices)
 
-    def _window_logits(self, features, keypoints, batch_index, feature_from_image):
+    def _window_inputs(self, features, keypoints, batch_index, feature_from_image):
         """
+        As :meth:`Pose2Seg._window_inputs`, with the release's geometry.
+
         Args:
             features (Tensor): (B, C, H, W) the feature map of the square inputs.
             keypoints (Tensor): (N, 17, 3) in image continuous coordinates.
@@ -136,8 +138,8 @@ class ReleasePose2Seg(Pose2Seg):
             feature_from_image (Tensor): (N, 3, 3), see :meth:`_persons`.
 
         Returns:
-            logits (N, C, h, w) and the (N, 3, 3) float64 matrices image continuous coordinates ->
-            window pixels.
+            the head's inputs (N, C + S, h, w) and the (N, 3, 3) float64 matrices image
+            continuous coordinates -> window pixels.
         """
         num = keypoints.shape[0]
         feature_size = tuple(features.shape[-2:])
@@ -157,7 +159,7 @@ class ReleasePose2Seg(Pose2Seg):
         aligned = affine_align(features, sampling, batch_index, self.window_size, check_batch_index=False)
         layout = torch.channels_last if aligned.device.type == "cpu" else torch.contiguous_format
         inputs = torch.cat([aligned, skeleton.to(aligned.dtype).contiguous(memory_format=layout)], dim=1)
-        return self.head(inputs), window_from_image
+        return inputs, window_from_image
 
     def _mask_canvas_size(self, images):
         """The largest image's (H, W): the windows map image coordinates here, not the square

@@ -55,8 +55,11 @@ def skeleton_features(keypoints, size, sigma=3.0, paf_width=1.0, signed_occluded
     vis = keypoints[..., 2]
     xs = torch.arange(w, dtype=torch.float64, device=device)
     ys = torch.arange(h, dtype=torch.float64, device=device)
-    # every channel is written below
-    out = torch.empty(num, NUM_KEYPOINTS + 2 * len(COCO_PERSON_LIMBS), h, w, dtype=dtype, device=device)
+    # Eager, every channel is written below into one output; torch.compile cannot trace writes
+    # into its non-contiguous slices and gets the same values as one concatenation instead.
+    in_place = not torch.compiler.is_compiling()
+    if in_place:
+        out = torch.empty(num, NUM_KEYPOINTS + 2 * len(COCO_PERSON_LIMBS), h, w, dtype=dtype, device=device)
 
     # Part confidence maps: exp(-(dx^2 + dy^2) / 2s^2) is an outer product of a row and a column
     # factor; the cut-off dx^2 + dy^2 < 2 s^2 C is an interval of x on each row.
@@ -70,9 +73,13 @@ def skeleton_features(keypoints, size, sigma=3.0, paf_width=1.0, signed_occluded
     row = (amplitude[..., None] * torch.exp(-dy2 / two_var)).to(dtype)
     col = torch.exp(-(dx**2) / two_var).to(dtype)
     half_width = torch.sqrt((GAUSSIAN_CUTOFF * two_var - dy2).clamp(min=0))  # 0: empty row
-    parts = out[:, :NUM_KEYPOINTS]
-    torch.mul(row[..., :, None], col[..., None, :], out=parts)
-    parts.masked_fill_(dx[..., None, :] >= half_width[..., :, None], 0.0)
+    outside_cutoff = dx[..., None, :] >= half_width[..., :, None]  # (N, 17, h, w)
+    if in_place:
+        parts = out[:, :NUM_KEYPOINTS]
+        torch.mul(row[..., :, None], col[..., None, :], out=parts)
+        parts.masked_fill_(outside_cutoff, 0.0)
+    else:
+        parts = (row[..., :, None] * col[..., None, :]).masked_fill(outside_cutoff, 0.0)
 
     # Part affinity fields: on each row, the pixels closer than paf_width to the limb's line and
     # inside its grown box form one interval of x.
@@ -103,8 +110,10 @@ def skeleton_features(keypoints, size, sigma=3.0, paf_width=1.0, signed_occluded
     lo = torch.where(row_inside, torch.maximum(line_lo, low[..., 0, None]), inf)
     hi = torch.where(row_inside, torch.minimum(line_hi, high[..., 0, None]), -inf)
     on_limb = (xs >= lo[..., None]) & (xs <= hi[..., None])  # (N, L, h, w)
-    base = NUM_KEYPOINTS
-    zero = out.new_zeros(())
-    torch.where(on_limb, ux[..., None].to(dtype), zero, out=out[:, base::2])
-    torch.where(on_limb, uy[..., None].to(dtype), zero, out=out[:, base + 1 :: 2])
-    return out
+    zero = torch.zeros((), dtype=dtype, device=device)
+    if in_place:
+        torch.where(on_limb, ux[..., None].to(dtype), zero, out=out[:, NUM_KEYPOINTS::2])
+        torch.where(on_limb, uy[..., None].to(dtype), zero, out=out[:, NUM_KEYPOINTS + 1 :: 2])
+        return out
+    fields = torch.where(on_limb[:, :, None], unit[..., None, None].to(dtype), zero)  # (N, L, 2, h, w)
+    return torch.cat([parts, fields.flatten(1, 2)], dim=1)

@@ -1,0 +1,43 @@
+"""
+MODEL.POSE2SEG.COMPILE: torch.compile over Pose2Seg's geometry at inference.
+
+Outside the backbone and the SegModule, Pose2Seg's inference is a few hundred small tensor ops
+(template fit, skeleton channels, affine-align's sampling taps, scoring, the warp-back): on a
+GPU each is a kernel launch of a few microseconds of work and about ten of host overhead.
+:func:`compiled` gives the pure-tensor stages of the meta-architecture to ``torch.compile``,
+which fuses them into a few generated kernels. The stages hold no host synchronization and no
+data-dependent shape, so each compiles into one graph.
+"""
+import torch
+
+__all__ = ["COMPILE_MODES", "check_compile_mode", "compiled"]
+
+# "" = eager. The others are torch.compile modes. CUDA graphs ("reduce-overhead") are left out:
+# the warp-back's crop size changes with every image, and a graph is recorded per shape.
+COMPILE_MODES = ("", "default", "max-autotune-no-cudagraphs")
+
+_COMPILED = {}
+
+
+def check_compile_mode(mode):
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"MODEL.POSE2SEG.COMPILE must be one of {COMPILE_MODES}, got {mode!r}")
+    return mode
+
+
+def compiled(function, mode):
+    """
+    ``function`` compiled by ``torch.compile`` in ``mode`` (made once per function and mode, and
+    shared: compile plain functions or unbound methods, not bound ones), or ``function``
+    itself for mode "".
+
+    Shapes are left to torch.compile's default: the first call is compiled for its shapes, a
+    call with other shapes (persons, image or crop sizes) compiles once more with dynamic
+    sizes, and later calls reuse that.
+    """
+    if not check_compile_mode(mode):
+        return function
+    key = (function, mode)
+    if key not in _COMPILED:
+        _COMPILED[key] = torch.compile(function, mode=mode)
+    return _COMPILED[key]
