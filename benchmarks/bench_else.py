@@ -8,12 +8,17 @@ at the image size. On a busy machine the whole model's time varies more than thi
 alone, it is measured to a few percent.
 
     python benchmarks/bench_else.py [--sizes 512 800] [--persons 1 10 20] [--repeats 15]
-        [--package-root OTHER_CHECKOUT] [--output else.json]
+        [--package-root OTHER_CHECKOUT] [--output else.json] [--compile [MODE ...]]
 
 Best of ``--repeats`` calls after 2 warm-up calls, R50-FPN light-head config (the head's
 output shape does not depend on its width), one image per call as in bench_inference.py.
 ``--package-root`` times another checkout's package (run it in turns with this one to
-compare).
+compare). ``--compile`` times MODEL.POSE2SEG.COMPILE too, in each mode given ("default" if none),
+the eager model and the compiled ones in turns, after checking that the compiled model's outputs
+equal the eager one's (its first calls, which compile, are not timed). It also prints what each
+runs on the device: eagerly, the calls on device data that tests/sync_counter.py counts (inside
+the compiled stages and outside them; on the CPU only); compiled, the kernel calls in the code
+inductor generated (the stages' graphs; the rest of the call runs as in eager).
 """
 import argparse
 import json
@@ -40,8 +45,10 @@ class Replay(nn.Module):
         return self.output
 
 
-def time_else(size, persons, repeats, seed=0, device="cpu"):
-    model = bench.build("pose2seg_light", device, (), seed)
+def replay_model(size, persons, seed=0, device="cpu", opts=()):
+    """The light-head model with its backbone and head replaced by their recorded outputs, its
+    input, and its first (real) call's outputs."""
+    model = bench.build("pose2seg_light", device, tuple(opts), seed)
     inputs = bench.make_input(size, persons, seed=seed)
     outputs = {}
     hooks = [
@@ -54,15 +61,109 @@ def time_else(size, persons, repeats, seed=0, device="cpu"):
         hook.remove()
     model.backbone.forward = Replay(outputs["backbone"]).forward
     model.head = Replay(outputs["head"])
+    return model, inputs, reference
+
+
+def time_calls(model, inputs, repeats, device, warmup=2):
     times = []
     with torch.no_grad():
-        for i in range(2 + repeats):
+        for i in range(warmup + repeats):
             start = bench.sync(device)
             result = model([inputs])
-            if i >= 2:
+            if i >= warmup:
                 times.append(1000 * (bench.sync(device) - start))
-    assert torch.equal(result[0]["instances"].pred_masks, reference[0]["instances"].pred_masks)
+    return times, result[0]["instances"]
+
+
+def time_else(size, persons, repeats, seed=0, device="cpu"):
+    model, inputs, reference = replay_model(size, persons, seed, device)
+    times, result = time_calls(model, inputs, repeats, device)
+    assert torch.equal(result.pred_masks, reference[0]["instances"].pred_masks)
     return {"size": size, "persons": persons, "best_ms": min(times), "median_ms": sorted(times)[len(times) // 2]}
+
+
+# the stages MODEL.POSE2SEG.COMPILE compiles (Pose2Seg's methods)
+COMPILED_STAGES = ("_window_inputs", "_rank_and_plan")
+
+
+def eager_device_calls(model, inputs):
+    """Calls on device data of one eager call of the replay model (its "else": the backbone
+    and head are replays), by tests/sync_counter.py: ``{"compiled stages": n, "rest": n}``, the
+    calls MODEL.POSE2SEG.COMPILE compiles and those it leaves eager."""
+    import traceback
+
+    counter_module = bench._sync_counter_module()
+
+    class StageCounter(counter_module.HostSyncCounter):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.by_stage = {"compiled stages": 0, "rest": 0}
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            before = self.total_device_calls
+            result = super().__torch_function__(func, types, args, kwargs)
+            if self.total_device_calls > before:
+                names = {frame.name for frame in traceback.extract_stack()}
+                self.by_stage["compiled stages" if names & set(COMPILED_STAGES) else "rest"] += 1
+            return result
+
+    host = counter_module.host_tensors_of(inputs) + [model.aligner.templates.templates, model.aligner.templates.raw_templates]
+    with torch.no_grad(), StageCounter(host) as counter:
+        model([inputs])
+    return counter.by_stage
+
+
+def generated_kernel_calls():
+    """
+    Kernel calls of the graphs torch.compile's inductor generated so far in this process,
+    read from their generated code (the ``call`` function of each module in inductor's code
+    cache; an inspection of inductor's output, not a public API): ``(graphs, generated,
+    library)``, the graphs, the calls of generated kernels (fused C++ or Triton) and of library
+    kernels (``extern_kernels.*``, ``aten.*`` fallbacks) in them.
+    """
+    import re
+
+    from torch._inductor.codecache import PyCodeCache
+
+    graphs = generated = library = 0
+    for module in list(PyCodeCache.modules):
+        path = getattr(module, "__file__", None)
+        if not path or not hasattr(module, "call"):
+            continue
+        with open(path) as f:
+            code = f.read()
+        call = code[code.find("def call(") :]
+        graphs += 1
+        generated += len(re.findall(r"^\s+(?:cpp_fused_\w+\(|triton_\w+\.run\()", call, re.M))
+        library += len(re.findall(r"\b(?:extern_kernels|aten|torch\.ops\.aten)\.\w+(?:\.\w+)?\(", call))
+    return graphs, generated, library
+
+
+def compare_compiled(size, persons, repeats, modes, seed=0, device="cpu", rounds=3):
+    """The eager "else" against MODEL.POSE2SEG.COMPILE in each mode, in turns; best of each."""
+    from torch._inductor.codecache import PyCodeCache
+
+    models = {"eager": replay_model(size, persons, seed, device)}
+    reference = models["eager"][2][0]["instances"]
+    calls = {"eager": eager_device_calls(*models["eager"][:2])} if device == "cpu" else {}
+    compile_s = {}
+    for mode in modes:
+        start = time.perf_counter()
+        torch._dynamo.reset()
+        PyCodeCache.cache_clear()  # so that generated_kernel_calls reads this mode's graphs alone
+        models[mode] = replay_model(size, persons, seed, device, ("MODEL.POSE2SEG.COMPILE", mode))
+        # its first calls compile; the masks must be the eager model's, the scores within float32 rounding
+        _, result = time_calls(models[mode][0], models[mode][1], 1, device)
+        compile_s[mode] = time.perf_counter() - start
+        calls[mode] = dict(zip(("graphs", "generated kernel calls", "library kernel calls"), generated_kernel_calls()))
+        assert torch.equal(result.pred_masks, reference.pred_masks), mode
+        assert torch.equal(result.pred_boxes.tensor, reference.pred_boxes.tensor), mode
+        torch.testing.assert_close(result.scores, reference.scores)
+    best = {name: float("inf") for name in models}
+    for _ in range(rounds):
+        for name, (model, inputs, _) in models.items():
+            best[name] = min(best[name], min(time_calls(model, inputs, repeats, device)[0]))
+    return {"size": size, "persons": persons, "best_ms": best, "compile_s": compile_s, "calls": calls}
 
 
 def main():
@@ -74,13 +175,30 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--package-root", default=None, help="time this checkout's package")
     parser.add_argument("--output", default=None)
+    parser.add_argument("--compile", nargs="*", default=None, metavar="MODE",
+                        help="also MODEL.POSE2SEG.COMPILE in these modes (default: 'default')")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"# package {bench.ROOT}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}")
+    records = []
+    if args.compile is not None:
+        modes = args.compile or ["default"]
+        print("| size | persons | eager ms | " + " | ".join(f"COMPILE {m} ms (first call s)" for m in modes) + " |")
+        print("|---|---|---|" + "---|" * len(modes))
+        for size in args.sizes:
+            for persons in args.persons:
+                r = compare_compiled(size, persons, args.repeats, modes, device=args.device)
+                records.append(r)
+                cells = [f"{r['best_ms'][m]:.1f} ({r['compile_s'][m]:.0f})" for m in modes]
+                print(f"| {size} | {persons} | {r['best_ms']['eager']:.1f} | " + " | ".join(cells) + " |", flush=True)
+                print(f"#   calls: {r['calls']}", flush=True)
+        if args.output:
+            with open(args.output, "w") as f:
+                json.dump({"package": bench.ROOT, "records": records}, f, indent=1)
+        return
     print("| size | persons | else best ms | else median ms |")
     print("|---|---|---|---|")
-    records = []
     for size in args.sizes:
         for persons in args.persons:
             r = time_else(size, persons, args.repeats, device=args.device)

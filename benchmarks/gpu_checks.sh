@@ -59,7 +59,7 @@ EOF
 tee -a "$LOG" <"$WORK/environment.txt"
 
 # ---- 1. the sync tests: CUDA (set_sync_debug_mode) and the CPU-side counter
-step pytest 120 $PY -m pytest -q -rs -p no:cacheprovider -o addopts="" tests/test_host_syncs_cuda.py tests/test_host_syncs.py tests/test_paste.py
+step pytest 240 $PY -m pytest -q -rs -p no:cacheprovider -o addopts="" tests/test_host_syncs_cuda.py tests/test_host_syncs.py tests/test_paste.py tests/test_compile.py
 cp "$WORK/pytest.txt" "$OUT/pytest.txt"
 
 # ---- 2. inference benchmarks at short side 512 (512x683)
@@ -90,6 +90,12 @@ step bench_variants 110 $PY "${BENCH[@]}" --persons 10 --models pose2seg pose2se
     --variant bf16_cl MODEL.POSE2SEG.AUTOCAST bf16 MODEL.POSE2SEG.CHANNELS_LAST True \
     --variant fp16_cl MODEL.POSE2SEG.AUTOCAST fp16 MODEL.POSE2SEG.CHANNELS_LAST True \
     --output "$WORK/bench_variants.json" --opts ${OPTS[@]+"${OPTS[@]}"}
+# MODEL.POSE2SEG.COMPILE: the geometry compiled (the first of the warm-up calls compile, tens of
+# seconds each; 10 persons only, the shapes the other steps time)
+step bench_compiled 300 $PY "${BENCH[@]}" --persons 10 --models pose2seg pose2seg_light --no-default-variant \
+    --variant compiled MODEL.POSE2SEG.COMPILE default \
+    --variant compiled_cl MODEL.POSE2SEG.COMPILE default MODEL.POSE2SEG.CHANNELS_LAST True \
+    --output "$WORK/bench_compiled.json" --opts ${OPTS[@]+"${OPTS[@]}"}
 # Mask R-CNN and the light head with the whole call under bf16 autocast (a like-for-like
 # reduced-precision comparison; Mask R-CNN has no option of its own)
 step bench_autocast_call 60 $PY "${BENCH[@]}" --persons 10 --models pose2seg_light mask_rcnn --no-default-variant \

@@ -94,15 +94,20 @@ def criteria(runs, persons=10):
                 f"- host syncs of {LABELS[model]} by persons {counts}: "
                 f"{'PASS' if same and small else 'FAIL'} (equal, <= 3)"
             )
-    variants = runs.get("variants")
-    if variants:
-        for r in variants["inference"]:
+    for key in ("variants", "compiled"):
+        for r in runs.get(key, {}).get("inference", []):
             base = find(now, r["model"], r["persons"], r["size"])
-            if base:
-                lines.append(
-                    f"- {label(r)}: {r['ms']:.2f} ms vs {base['ms']:.2f} ms float32 "
-                    f"({base['ms'] / r['ms']:.2f}x), else {100 * r['else_ms'] / r['ms']:.1f}%"
-                )
+            if not base:
+                continue
+            share = 100 * r["else_ms"] / r["ms"]
+            line = (f"- {label(r)}: {r['ms']:.2f} ms vs {base['ms']:.2f} ms float32 "
+                    f"({base['ms'] / r['ms']:.2f}x), else {share:.1f}%")  # fmt: skip
+            if key == "compiled" and r["model"] == "pose2seg":
+                line += f": {'PASS' if share <= 15 else 'FAIL'} (else <= 15%)"
+            if key == "compiled" and r["model"] == "pose2seg_light" and mask_rcnn:
+                ok = r["ms"] <= mask_rcnn["ms"]
+                line += f"; vs Mask R-CNN {mask_rcnn['ms']:.2f} ms: {'PASS' if ok else 'FAIL'} (light <= Mask R-CNN)"
+            lines.append(line)
     return lines
 
 

@@ -96,10 +96,11 @@ def add_pose2seg_config(cfg):
     # use Detectron2's SOLVER.AMP.ENABLED, whose trainer also scales the loss).
     _C.MODEL.POSE2SEG.AUTOCAST = ""
     # Inference: compile the geometry around the network (template fit, skeleton channels,
-    # affine-align's taps, scoring, the warp-back) with torch.compile in this mode: "" (off,
-    # eager), "default" or "max-autotune-no-cudagraphs". Fuses a few hundred small ops into a
-    # few kernels; the first calls pay the compilation (tens of seconds), and on the CPU it needs
-    # a C++ compiler. Training stays eager. benchmarks/README.md says what it gives.
+    # affine-align, scoring, the warp-back's footprints; the warp-back itself stays eager) with
+    # torch.compile in this mode: "" (off, eager), "default" or "max-autotune-no-cudagraphs".
+    # Fuses about 400 small ops into a few kernels; the first calls pay the compilation (tens of
+    # seconds), and on the CPU it needs a C++ compiler. Training stays eager.
+    # benchmarks/README.md says what it gives.
     _C.MODEL.POSE2SEG.COMPILE = ""
 
     _C.MODEL.POSE2SEG.SEG_MODULE = CN()

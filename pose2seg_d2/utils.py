@@ -97,4 +97,6 @@ def device_constant(values, dtype, device):
     one non-blocking copy, and the cache would churn. The tensor is shared between callers, so
     it must not be modified in place.
     """
+    if torch.compiler.is_compiling():
+        return torch.tensor(values, dtype=dtype, device=device)  # a constant of the compiled graph
     return _constant(values, dtype, torch.device(device))

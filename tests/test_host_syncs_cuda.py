@@ -2,7 +2,8 @@
 On a CUDA device (skipped without one): Pose2Seg makes as many host synchronizations for 1
 person as for 20, at most 3 per batch with the "gt" and "json" keypoint sources, as counted by
 ``torch.cuda.set_sync_debug_mode`` (each synchronizing CUDA call warns); a training step as many
-for 1 person per image as for 10; and the CUDA outputs are the CPU ones.
+for 1 person per image as for 10; and the CUDA outputs are the CPU ones (eager and with
+MODEL.POSE2SEG.COMPILE).
 """
 import copy
 import json
@@ -54,6 +55,7 @@ def exact_float32():
         ("MODEL.POSE2SEG.CHANNELS_LAST", True),
         ("MODEL.POSE2SEG.AUTOCAST", "bf16"),
         ("MODEL.POSE2SEG.AUTOCAST", "fp16", "MODEL.POSE2SEG.CHANNELS_LAST", True),
+        ("MODEL.POSE2SEG.COMPILE", "default"),
     ],
 )
 def test_cuda_inference_syncs_do_not_grow_with_persons(templates_file, opts):  # noqa: F811
@@ -112,9 +114,11 @@ def test_cuda_training_step_syncs_do_not_grow_with_persons(templates_file):  # n
     assert len(few) == len(many), (few, many)
 
 
-def test_cuda_outputs_equal_the_cpu_outputs(templates_file):  # noqa: F811
+@pytest.mark.parametrize("compile_mode", ["", "default"])
+def test_cuda_outputs_equal_the_cpu_outputs(templates_file, compile_mode):  # noqa: F811
     cpu = tiny_model(templates_file)
     gpu = copy.deepcopy(cpu).to("cuda")
+    gpu.compile_mode = compile_mode  # MODEL.POSE2SEG.COMPILE
     batch = [make_input(12, 4), make_input(5, 5, image_size=(80, 112), output_size=(120, 168))]
     with torch.no_grad():
         expected, got = cpu(batch), gpu(batch)

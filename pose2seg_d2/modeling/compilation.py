@@ -2,7 +2,7 @@
 MODEL.POSE2SEG.COMPILE: torch.compile over Pose2Seg's geometry at inference.
 
 Outside the backbone and the SegModule, Pose2Seg's inference is a few hundred small tensor ops
-(template fit, skeleton channels, affine-align's sampling taps, scoring, the warp-back): on a
+(template fit, skeleton channels, affine-align's sampling taps, scoring, the warp-back's plan): on a
 GPU each is a kernel launch of a few microseconds of work and about ten of host overhead.
 :func:`compiled` gives the pure-tensor stages of the meta-architecture to ``torch.compile``,
 which fuses them into a few generated kernels. The stages hold no host synchronization and no
@@ -13,7 +13,8 @@ import torch
 __all__ = ["COMPILE_MODES", "check_compile_mode", "compiled"]
 
 # "" = eager. The others are torch.compile modes. CUDA graphs ("reduce-overhead") are left out:
-# the warp-back's crop size changes with every image, and a graph is recorded per shape.
+# a graph is recorded per shape (number of persons, image size), and a replay overwrites the
+# outputs of the one before, which the returned Instances still hold.
 COMPILE_MODES = ("", "default", "max-autotune-no-cudagraphs")
 
 _COMPILED = {}
