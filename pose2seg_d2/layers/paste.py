@@ -298,7 +298,7 @@ def _check_per_image(windows, image_sizes, counts, threshold):
         )
 
 
-def paste_masks_in_crops(windows, window_from_image, footprints, image_sizes, counts, crops, threshold, paste=None):
+def paste_masks_in_crops(windows, window_from_image, footprints, image_sizes, counts, crops, threshold):
     """
     The warp-back of :func:`paste_masks_per_image` once the host knows the crops' sizes.
 
@@ -307,15 +307,11 @@ def paste_masks_in_crops(windows, window_from_image, footprints, image_sizes, co
             :func:`paste_masks_per_image`.
         footprints: from :func:`paste_plan`.
         crops (list[tuple[int, int]]): each image's crop size (:func:`read_crop_sizes`).
-        paste (callable): what pastes one image's windows, with the arguments of
-            :func:`paste_image_masks`; None: that function itself (a caller may give a
-            compiled copy).
 
     Returns:
         list[tuple]: per image, ``masks`` (n, H, W) bool and ``boxes`` (n, 4) float32.
     """
     _check_per_image(windows, image_sizes, counts, threshold)
-    paste = paste_image_masks if paste is None else paste
     device = windows.device
     out, start = [], 0
     for size, count, crop in zip(image_sizes, counts, crops):
@@ -325,5 +321,7 @@ def paste_masks_in_crops(windows, window_from_image, footprints, image_sizes, co
         if count == 0:
             out.append((torch.zeros(0, *size, dtype=torch.bool, device=device), torch.zeros(0, 4, device=device)))
             continue
-        out.append(paste(windows[members], window_from_image[members], size, threshold, crop, footprints[members]))
+        out.append(
+            paste_image_masks(windows[members], window_from_image[members], size, threshold, crop, footprints[members])
+        )
     return out

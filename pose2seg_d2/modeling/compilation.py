@@ -2,10 +2,10 @@
 MODEL.POSE2SEG.COMPILE: torch.compile over Pose2Seg's geometry at inference.
 
 Outside the backbone and the SegModule, Pose2Seg's inference is a few hundred small tensor ops
-(template fit, skeleton channels, affine-align's sampling taps, scoring, the warp-back's plan): on a
-GPU each is a kernel launch of a few microseconds of work and about ten of host overhead.
-:func:`compiled` gives the pure-tensor stages of the meta-architecture to ``torch.compile``,
-which fuses them into a few generated kernels. The stages hold no host synchronization and no
+(template fit, skeleton channels, affine-align's sampling taps, scoring, the warp-back's
+plan): on a GPU each is a kernel launch of a few microseconds of work and about ten of host
+overhead. :func:`compiled` gives the pure-tensor stages of the meta-architecture to
+``torch.compile``, which fuses them into a few generated kernels. The stages hold no host synchronization and no
 data-dependent shape, so each compiles into one graph.
 """
 import torch
@@ -33,7 +33,7 @@ def compiled(function, mode):
     itself for mode "".
 
     Shapes are left to torch.compile's default: the first call is compiled for its shapes, a
-    call with other shapes (persons, image or crop sizes) compiles once more with dynamic
+    call with other shapes (numbers of persons or images, image sizes) compiles once more with dynamic
     sizes, and later calls reuse that.
     """
     if not check_compile_mode(mode):
