@@ -44,6 +44,22 @@ def test_geometry_stages_trace_into_one_graph_each(templates_file):
             assert explained.op_count > 50, stage.__name__  # the stage's ops are in the graph
 
 
+def test_skeleton_features_traced_equal_eager():
+    """Traced, skeleton_features concatenates its channels instead of writing them into slices of
+    one output; the values must be the same (aot_eager: traced, then run by eager kernels)."""
+    from pose2seg_d2.pose import skeleton_features
+
+    from .test_host_syncs import persons
+
+    keypoints = torch.from_numpy(persons(7, 3, image_size=(40, 30)))  # window-sized persons
+    keypoints[0, :, 0] = 12.5  # a vertical limb, and keypoints at pixel halves
+    expected = skeleton_features(keypoints, (40, 30))
+    torch._dynamo.reset()
+    traced = torch.compile(skeleton_features, backend="aot_eager", fullgraph=True)(keypoints, (40, 30))
+    assert torch.equal(traced, expected)
+    assert expected.shape == (7, 55, 40, 30) and (expected[:, 17:] != 0).any() and (expected[:, :17] < 0).any()
+
+
 def test_release_window_inputs_trace_into_one_graph():
     from detectron2.modeling import build_model
 
