@@ -108,7 +108,18 @@ def test_compiled_inference_equals_eager(templates_file):
         assert sum(len(x["instances"]) for x in actual) == sum(len(x["instances"]) for x in expected) > 0
 
 
-def test_compile_mode_is_checked(templates_file):
+def test_compile_mode_is_checked(templates_file, monkeypatch):
     with pytest.raises(ValueError, match="MODEL.POSE2SEG.COMPILE"):
         tiny_model(templates_file, "MODEL.POSE2SEG.COMPILE", "reduce-overhead")
     assert "" in COMPILE_MODES and "default" in COMPILE_MODES
+
+    # no C++ compiler: said when the model is built, not deep inside inductor at its first call
+    import torch._inductor.cpp_builder as cpp_builder
+
+    def no_compiler():
+        raise RuntimeError("no C++ compiler found")
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    with pytest.raises(RuntimeError, match="MODEL.POSE2SEG.COMPILE='default' on the CPU needs a C\\+\\+ compiler"):
+        tiny_model(templates_file, "MODEL.POSE2SEG.COMPILE", "default")
+    tiny_model(templates_file)  # eager needs none

@@ -10,7 +10,7 @@ data-dependent shape, so each compiles into one graph.
 """
 import torch
 
-__all__ = ["COMPILE_MODES", "check_compile_mode", "compiled"]
+__all__ = ["COMPILE_MODES", "check_compile_mode", "check_compile_support", "compiled"]
 
 # "" = eager. The others are torch.compile modes. CUDA graphs ("reduce-overhead") are left out:
 # a graph is recorded per shape (number of persons, image size), and a replay overwrites the
@@ -24,6 +24,35 @@ def check_compile_mode(mode):
     if mode not in COMPILE_MODES:
         raise ValueError(f"MODEL.POSE2SEG.COMPILE must be one of {COMPILE_MODES}, got {mode!r}")
     return mode
+
+
+def check_compile_support(mode, device):
+    """
+    Raise a RuntimeError that names MODEL.POSE2SEG.COMPILE where torch.compile could not run its
+    code on ``device`` (it would fail at the first inference, deep inside inductor): CUDA needs
+    Triton, the CPU a C++ compiler.
+    """
+    if not check_compile_mode(mode):
+        return
+    device = torch.device(device)
+    if device.type == "cuda":
+        from torch.utils._triton import has_triton
+
+        if not has_triton():
+            raise RuntimeError(
+                f"MODEL.POSE2SEG.COMPILE={mode!r} on CUDA needs Triton, which this environment lacks "
+                "(pip install triton, in the version your torch names), or set MODEL.POSE2SEG.COMPILE ''"
+            )
+    elif device.type == "cpu":
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        try:
+            get_cpp_compiler()
+        except Exception as e:
+            raise RuntimeError(
+                f"MODEL.POSE2SEG.COMPILE={mode!r} on the CPU needs a C++ compiler ({e}); install g++ "
+                "or set MODEL.POSE2SEG.COMPILE ''"
+            ) from e
 
 
 def compiled(function, mode):

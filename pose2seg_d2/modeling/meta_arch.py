@@ -15,7 +15,7 @@ from ..layers import affine_align, paste_masks_in_crops, paste_plan, read_crop_s
 from ..pose import NUM_KEYPOINTS, random_window_augmentation, transform_keypoints
 from ..utils import cat_to_device, device_constant, to_device
 from .aligners import build_aligner
-from .compilation import check_compile_mode, compiled
+from .compilation import check_compile_mode, check_compile_support, compiled
 from .frozen_backbone import AUTOCAST_DTYPES
 from .keypoint_sources import build_keypoint_source
 from .seg_module import build_pose2seg_head
@@ -178,6 +178,7 @@ class Pose2Seg(nn.Module):
                 f"MODEL.POSE2SEG.IN_FEATURE={p.IN_FEATURE!r} is not a backbone output "
                 f"({sorted(backbone.output_shape())})"
             )
+        check_compile_support(p.COMPILE, cfg.MODEL.DEVICE)
         skeleton = build_skeleton_features(cfg)
         in_channels = backbone.output_shape()[p.IN_FEATURE].channels + skeleton.num_channels
         augmentation = None
