@@ -15,10 +15,11 @@ output shape does not depend on its width), one image per call as in bench_infer
 ``--package-root`` times another checkout's package (run it in turns with this one to
 compare). ``--compile`` times MODEL.POSE2SEG.COMPILE too, in each mode given ("default" if none),
 the eager model and the compiled ones in turns, after checking that the compiled model's outputs
-equal the eager one's (its first calls, which compile, are not timed). It also prints what each
-runs on the device: eagerly, the calls on device data that tests/sync_counter.py counts (inside
-the compiled stages and outside them; on the CPU only); compiled, the kernel calls in the code
-inductor generated (the stages' graphs; the rest of the call runs as in eager).
+equal the eager one's (building it and its first call, which compiles, are timed apart). It also
+prints what each runs on the device: eagerly, the calls on device data that
+tests/sync_counter.py counts (inside the compiled stages and outside them; on the CPU only);
+compiled, the kernel calls in the code inductor generated (the stages' graphs; the rest of the
+call runs as in eager).
 """
 import argparse
 import json
@@ -107,8 +108,7 @@ def eager_device_calls(model, inputs):
                 self.by_stage["compiled stages" if names & set(COMPILED_STAGES) else "rest"] += 1
             return result
 
-    host = counter_module.host_tensors_of(inputs) + [model.aligner.templates.templates, model.aligner.templates.raw_templates]
-    with torch.no_grad(), StageCounter(host) as counter:
+    with torch.no_grad(), StageCounter(bench.counter_host_tensors(counter_module, model, inputs)) as counter:
         model([inputs])
     return counter.by_stage
 
@@ -148,13 +148,14 @@ def compare_compiled(size, persons, repeats, modes, seed=0, device="cpu", rounds
     calls = {"eager": eager_device_calls(*models["eager"][:2])} if device == "cpu" else {}
     compile_s = {}
     for mode in modes:
-        start = time.perf_counter()
         torch._dynamo.reset()
         PyCodeCache.cache_clear()  # so that generated_kernel_calls reads this mode's graphs alone
+        start = time.perf_counter()
+        # building it and its first (recorded) call, which compiles
         models[mode] = replay_model(size, persons, seed, device, ("MODEL.POSE2SEG.COMPILE", mode))
-        # its first calls compile; the masks must be the eager model's, the scores within float32 rounding
-        _, result = time_calls(models[mode][0], models[mode][1], 1, device)
         compile_s[mode] = time.perf_counter() - start
+        # the masks must be the eager model's, the scores within float32 rounding
+        _, result = time_calls(models[mode][0], models[mode][1], 1, device)
         calls[mode] = dict(zip(("graphs", "generated kernel calls", "library kernel calls"), generated_kernel_calls()))
         assert torch.equal(result.pred_masks, reference.pred_masks), mode
         assert torch.equal(result.pred_boxes.tensor, reference.pred_boxes.tensor), mode
@@ -184,7 +185,7 @@ def main():
     records = []
     if args.compile is not None:
         modes = args.compile or ["default"]
-        print("| size | persons | eager ms | " + " | ".join(f"COMPILE {m} ms (first call s)" for m in modes) + " |")
+        print("| size | persons | eager ms | " + " | ".join(f"COMPILE {m} ms (build + first call s)" for m in modes) + " |")
         print("|---|---|---|" + "---|" * len(modes))
         for size in args.sizes:
             for persons in args.persons:

@@ -384,6 +384,16 @@ def _sync_counter_module():
     return module
 
 
+def counter_host_tensors(counter_module, model, inputs):
+    """What the sync counter must take as host data in a call of ``model`` on ``inputs``: the
+    inputs' tensors and the pose templates, which PoseTemplates keeps on the host."""
+    host = counter_module.host_tensors_of(inputs)
+    templates = getattr(getattr(model, "aligner", None), "templates", None)
+    if templates is not None:
+        host += [templates.templates, templates.raw_templates]
+    return host
+
+
 # CUDA runtime / driver calls that make the host wait for the device
 CUDA_SYNC_CALLS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy", "cuCtxSynchronize")
 
@@ -414,11 +424,7 @@ def count_launches(model, inputs, device, bench_options=None):
         # the counter is a TorchFunctionMode: it sees the eager ops, not a compiled graph's kernels
         return {"syncs": "n/a", "launches": "n/a", "sync_calls": {}}
     counter_module = _sync_counter_module()
-    host = counter_module.host_tensors_of(inputs)
-    templates = getattr(getattr(model, "aligner", None), "templates", None)
-    if templates is not None:
-        host += [templates.templates, templates.raw_templates]
-    with torch.no_grad(), counter_module.HostSyncCounter(host) as counter:
+    with torch.no_grad(), counter_module.HostSyncCounter(counter_host_tensors(counter_module, model, inputs)) as counter:
         model([inputs])
     sync_calls = {f"{kind} {call}": n for (kind, call), n in counter.syncs.items()}
     return {"syncs": counter.total_syncs, "launches": counter.total_device_calls, "sync_calls": sync_calls}
