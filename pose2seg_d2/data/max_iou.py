@@ -8,7 +8,24 @@ import numpy as np
 
 from detectron2.structures import BoxMode
 
-__all__ = ["pairwise_box_iou", "max_iou", "add_max_iou"]
+__all__ = ["MAX_IOU_BUCKETS", "in_max_iou_bucket", "pairwise_box_iou", "max_iou", "add_max_iou"]
+
+# (name, low, high): a person is in the bucket when low <= max_iou < high; the last bucket
+# also holds max_iou == 1.
+MAX_IOU_BUCKETS = (("0.00-0.50", 0.0, 0.5), ("0.50-0.75", 0.5, 0.75), ("0.75-1.00", 0.75, 1.0))
+
+
+def in_max_iou_bucket(values, low, high):
+    """
+    Args:
+        values (array-like): (N,) MaxIoU values.
+        low, high (float): a bucket's edges (see :data:`MAX_IOU_BUCKETS`).
+
+    Returns:
+        ndarray: (N,) bool, ``low <= value < high``, or ``value == high`` when ``high`` is 1.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    return ((values >= low) & (values < high)) | ((high >= 1.0) & (values == high))
 
 
 def pairwise_box_iou(boxes, mode="xywh"):

@@ -10,7 +10,7 @@ import numpy as np
 from detectron2.evaluation import COCOEvaluator
 from pycocotools.cocoeval import COCOeval
 
-from ..data.max_iou import max_iou
+from ..data.max_iou import MAX_IOU_BUCKETS, max_iou
 
 __all__ = [
     "MAX_IOU_BUCKETS",
@@ -19,11 +19,6 @@ __all__ = [
     "ensure_gt_max_iou",
     "evaluate_by_max_iou",
 ]
-
-# (name, low, high): a person is in the bucket when low <= max_iou < high; the last bucket
-# also holds max_iou == 1.
-MAX_IOU_BUCKETS = (("0.00-0.50", 0.0, 0.5), ("0.50-0.75", 0.5, 0.75), ("0.75-1.00", 0.75, 1.0))
-
 
 def _in_range(value, low, high):
     return low <= value < high or (high >= 1.0 and value == high)
