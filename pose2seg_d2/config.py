@@ -160,6 +160,16 @@ def add_pose2seg_config(cfg):
     # "bf16" runs the synthetic configs' ResNet-18 FPN about 2x faster (benchmarks/README.md).
     _C.MODEL.BACKBONE.FROZEN_AUTOCAST = ""
 
+    # Datasets (Detectron2's DATASETS.TRAIN / DATASETS.TEST name them) are registered when
+    # pose2seg_d2.data is imported, before any config exists, and Detectron2 loads them through
+    # DatasetCatalog.get(name) without a config; so two environment variables, not keys, steer
+    # them:
+    #   DETECTRON2_DATASETS: the root of every registered dataset (default "datasets", relative
+    #     to the working directory);
+    #   POSE2SEG_ON_INVALID_DATA: what loading a registered dataset does with an invalid record
+    #     (pose2seg_d2/data/validation.py): "raise" (default: InvalidDatasetError naming the
+    #     file, the image and annotation ids and the field) or "skip" (leave it out, counted
+    #     and logged). The mappers raise for an invalid record either way.
     # Optimizer used by train_net.py for any model: "SGD" (Detectron2's default) or "ADAM"
     # (the release: Adam with SOLVER.BASE_LR; SOLVER.MOMENTUM is ignored).
     _C.SOLVER.OPTIMIZER = "SGD"

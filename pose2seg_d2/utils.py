@@ -5,6 +5,7 @@ import os
 import torch
 
 __all__ = [
+    "DATASETS_ENV",
     "datasets_root",
     "resolve_path",
     "default_templates_file",
@@ -27,9 +28,13 @@ def package_asset(path):
     return os.path.join(_PACKAGE_DIR, "assets", path[len(PACKAGE_ASSETS_PREFIX) :])
 
 
+DATASETS_ENV = "DETECTRON2_DATASETS"
+
+
 def datasets_root():
-    """$DETECTRON2_DATASETS, or ./datasets as Detectron2 defaults to."""
-    return os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets"))
+    """``$DETECTRON2_DATASETS``, default ``datasets`` (relative to the working directory, as
+    Detectron2 defaults to), with ``~`` expanded."""
+    return os.path.expanduser(os.getenv(DATASETS_ENV, "datasets"))
 
 
 def default_templates_file():

@@ -157,11 +157,59 @@ def test_dataset_mapper(root, name):
     assert inst.gt_masks.tensor.flatten(1).any(1).all()
 
 
+def _distance_to_segment(points, a, b):
+    """(N,) distances of (N, 2) ``points`` to the segment from ``a`` to ``b`` (to the point
+    ``a`` when ``b`` is ``a``)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    t = np.clip((points - a) @ (b - a) / max((b - a) @ (b - a), 1e-12), 0.0, 1.0)
+    return np.hypot(*(points - (a + t[:, None] * (b - a))).T)
+
+
+def _draw_person(meta, keypoints):
+    """Visualizer output of one person with ``keypoints`` {name: (x, y, v)} (the others
+    unlabeled) on a plain 200 x 200 image, and the (H, W) bool map of changed pixels; the
+    person's box and label sit in the top-left corner (x < 80, y < 24)."""
+    flat = np.zeros((17, 3))
+    for name, xyv in keypoints.items():
+        flat[COCO_PERSON_KEYPOINT_NAMES.index(name)] = xyv
+    record = {"annotations": [
+        {"keypoints": flat.reshape(-1).tolist(), "bbox": [2, 2, 6, 6], "bbox_mode": BoxMode.XYWH_ABS, "category_id": 0}
+    ]}  # fmt: skip
+    plain = np.full((200, 200, 3), 128, dtype=np.uint8)
+    drawn = Visualizer(plain, meta).draw_dataset_dict(record).get_image()
+    return drawn, (drawn != plain).any(axis=2)
+
+
+def _far_pixels_changed(changed, a, b, margin=8):
+    """How many changed pixels are farther than ``margin`` from the segment a-b, outside the
+    top-left corner of the box and its label."""
+    ys, xs = np.nonzero(changed)
+    far = _distance_to_segment(np.stack([xs + 0.5, ys + 0.5], 1), a, b) > margin
+    return int((far & ~((xs < 80) & (ys < 24))).sum())
+
+
 def test_visualizer_draws_skeleton(root):
     d = DatasetCatalog.get("synthetic_occluded_val")[0]
     img = cv2.imread(d["file_name"])[:, :, ::-1]
     out = Visualizer(img, MetadataCatalog.get("synthetic_occluded_val")).draw_dataset_dict(d).get_image()
     assert out.shape == img.shape and not np.array_equal(out, img)
+
+    # every limb of COCO's skeleton (the file format's 1-based pairs) is drawn between its two
+    # labeled keypoints, in its color of the metadata, and nothing else is drawn
+    meta = MetadataCatalog.get("synthetic_occluded_val")
+    colors = {frozenset((a, b)): c for a, b, c in meta.keypoint_connection_rules}
+    a, b = (50.5, 60.5), (150.5, 140.5)
+    on_segment = [(int(50.5 + t * 100), int(60.5 + t * 80)) for t in np.linspace(0.1, 0.9, 17)]
+    for i, j in data.COCO_PERSON_SKELETON:
+        name_a, name_b = COCO_PERSON_KEYPOINT_NAMES[i - 1], COCO_PERSON_KEYPOINT_NAMES[j - 1]
+        drawn, changed = _draw_person(meta, {name_a: (*a, 2), name_b: (*b, 1)})  # v = 1 is labeled too
+        assert all(changed[y, x] for x, y in on_segment), f"limb {name_a}-{name_b} is not drawn"
+        assert drawn[100, 100].tolist() == list(colors[frozenset((name_a, name_b))])
+        assert _far_pixels_changed(changed, a, b) == 0, f"limb {name_a}-{name_b}: pixels far from it changed"
+    # a limb with an unlabeled end is not drawn
+    _, changed = _draw_person(meta, {"left_shoulder": (*a, 2), "left_elbow": (*b, 0)})
+    assert not any(changed[y, x] for x, y in on_segment), "a limb to an unlabeled keypoint is drawn"
+    assert changed.any() and _far_pixels_changed(changed, a, a) == 0  # the labeled keypoint's dot only
 
 
 def test_max_iou_matches_brute_force():

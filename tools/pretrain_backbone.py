@@ -34,6 +34,7 @@ from detectron2.utils.logger import setup_logger  # noqa: E402
 
 import pose2seg_d2  # noqa: E402, F401  (registers the models and the datasets)
 from pose2seg_d2.config import load_config  # noqa: E402
+from pose2seg_d2.data import decode_segmentation  # noqa: E402
 from pose2seg_d2.engine import Pose2SegTrainer  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,8 +77,6 @@ def sha256(path):
 def person_iou(model, cfg, dataset):
     """Person/background IoU (probability >= 0.5 against the union of the persons' masks) over
     ``dataset``."""
-    from pycocotools import mask as mask_util
-
     model.eval()
     loader = Pose2SegTrainer.build_test_loader(cfg, dataset)
     records = {r["image_id"]: r for r in DatasetCatalog.get(dataset)}
@@ -88,10 +87,7 @@ def person_iou(model, cfg, dataset):
             h, w = record["height"], record["width"]
             truth = torch.zeros(h, w, dtype=torch.bool)
             for ann in record["annotations"]:
-                rle = ann["segmentation"]
-                if isinstance(rle.get("counts"), list):
-                    rle = mask_util.frPyObjects(rle, h, w)
-                truth |= torch.from_numpy(mask_util.decode(rle).astype(bool))
+                truth |= torch.from_numpy(decode_segmentation(ann["segmentation"], h, w).astype(bool))
             predicted = out["sem_seg"][0].cpu() >= 0.5
             inter += int((predicted & truth).sum())
             union += int((predicted | truth).sum())

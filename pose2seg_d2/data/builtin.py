@@ -29,6 +29,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
 from ..pose.keypoints import COCO_PERSON_FLIP_MAP, COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_LIMBS
+from ..utils import DATASETS_ENV, datasets_root
 from .coco_format import load_json
 from .coco_persons import COCO_HOW_TO_GET, coco_persons_filename
 from .max_iou import add_max_iou
@@ -51,7 +52,8 @@ __all__ = [
     "register_all",
 ]
 
-DATASETS_ENV = "DETECTRON2_DATASETS"
+# the datasets root: $DETECTRON2_DATASETS, default ./datasets
+get_datasets_root = datasets_root
 
 # Visualizer skeleton: the 19 COCO limbs as (name, name, RGB)
 _LIMB_COLORS = (
@@ -69,11 +71,6 @@ _SYNTHETIC_HOW_TO_GET = (
     "It is generated on first use; to make it now run: python datasets/prepare_synthetic.py "
     "--output-dir {root}"
 )
-
-
-def get_datasets_root():
-    """``$DETECTRON2_DATASETS``, default ``datasets`` (relative to the working directory)."""
-    return os.path.expanduser(os.getenv(DATASETS_ENV, "datasets"))
 
 
 def person_metadata():

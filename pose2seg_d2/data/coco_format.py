@@ -58,11 +58,14 @@ def encode_mask(mask):
 
 def decode_segmentation(segm, height, width):
     """
-    Decode a COCO segmentation (polygon list, uncompressed or compressed RLE).
+    Decode a COCO segmentation (polygon list, uncompressed or compressed RLE) or take a
+    Detectron2 dataset dict's (height, width) binary mask array as it is.
 
     Returns:
         ndarray: (height, width) uint8 in {0, 1}.
     """
+    if isinstance(segm, np.ndarray):
+        return segm.astype(np.uint8)
     if isinstance(segm, list):
         rle = mask_util.merge(mask_util.frPyObjects(segm, height, width))
     elif isinstance(segm["counts"], list):

@@ -10,6 +10,7 @@ from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 
 from ..pose.keypoints import NUM_KEYPOINTS
+from .coco_format import decode_segmentation
 from .validation import InvalidDatasetError, check_bbox, check_keypoints, check_segmentation
 
 __all__ = ["ValidatingDatasetMapper", "Pose2SegDatasetMapper", "DensePretrainingMapper"]
@@ -172,8 +173,6 @@ class DensePretrainingMapper(ValidatingDatasetMapper):
     """
 
     def map(self, dataset_dict):
-        from pycocotools import mask as mask_util
-
         record = copy.deepcopy(dataset_dict)
         image = utils.read_image(record["file_name"], format=self.image_format)
         utils.check_image_size(record, image)
@@ -181,17 +180,7 @@ class DensePretrainingMapper(ValidatingDatasetMapper):
         union = np.zeros((h, w), dtype=np.uint8)
         annotations = [a for a in record.pop("annotations", []) if not a.get("iscrowd", 0)]
         for anno in annotations:
-            segm = anno["segmentation"]
-            if isinstance(segm, list):
-                rle = mask_util.merge(mask_util.frPyObjects(segm, h, w))
-            elif isinstance(segm, dict) and isinstance(segm.get("counts"), list):
-                rle = mask_util.frPyObjects(segm, h, w)
-            elif isinstance(segm, dict):
-                rle = segm
-            else:  # an (h, w) array
-                union |= np.asarray(segm, dtype=np.uint8)
-                continue
-            union |= mask_util.decode(rle)
+            union |= decode_segmentation(anno["segmentation"], h, w)
         aug_input = T.AugInput(image, sem_seg=union)
         transforms = self.augmentations(aug_input)
         image, union = aug_input.image, aug_input.sem_seg

@@ -24,14 +24,13 @@ outer minus inner) and ``max_iou``.
    with COCO's keypoint names and skeleton. Field order and values are those of the release.
 """
 import logging
-import numbers
 import os
 
 import numpy as np
-import pycocotools.mask as mask_util
 
 from ..pose.keypoints import COCO_PERSON_KEYPOINT_NAMES
-from .coco_format import dump_json, load_json, person_category
+from .coco_format import decode_segmentation, dump_json, encode_mask, load_json, person_category
+from .validation import is_integer, is_number
 
 __all__ = [
     "OCHUMAN_TO_COCO_VISIBILITY",
@@ -76,15 +75,11 @@ class _Where:
         return ValueError(f"{where}, field {field!r}: {message}")
 
 
-def _is_number(x):
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
-
-
 def _check_polygons(polys, where, field):
     if not isinstance(polys, list):
         raise where.error(field, f"expected a list of polygons, got {type(polys).__name__}")
     for k, poly in enumerate(polys):
-        if not isinstance(poly, list) or not all(_is_number(c) for c in poly):
+        if not isinstance(poly, list) or not all(is_number(c) for c in poly):
             raise where.error(f"{field}[{k}]", "a polygon must be a flat list of numbers")
         if len(poly) % 2:
             raise where.error(f"{field}[{k}]", f"a polygon needs an even number of values, got {len(poly)}")
@@ -97,15 +92,15 @@ def _check_person(anno, where, num_native):
     if not isinstance(kpts, list) or len(kpts) != 3 * num_native:
         n = len(kpts) if isinstance(kpts, list) else type(kpts).__name__
         raise where.error("keypoints", f"expected {3 * num_native} values (x, y, code per keypoint_names entry), got {n}")
-    if not all(_is_number(c) for c in kpts):
+    if not all(is_number(c) for c in kpts):
         raise where.error("keypoints", "values must be numbers")
     for k in range(num_native):
         if kpts[3 * k + 2] not in OCHUMAN_TO_COCO_VISIBILITY:
             raise where.error("keypoints", f"keypoint {k} has visibility code {kpts[3 * k + 2]!r}, expected 0, 1, 2 or 3")
     bbox = anno.get("bbox")
-    if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(c) for c in bbox):
+    if not isinstance(bbox, list) or len(bbox) != 4 or not all(is_number(c) for c in bbox):
         raise where.error("bbox", f"expected [x1, y1, x2, y2], got {bbox!r}")
-    if not _is_number(anno.get("max_iou")):
+    if not is_number(anno.get("max_iou")):
         raise where.error("max_iou", f"expected a number, got {anno.get('max_iou')!r}")
     segms = anno["segms"]
     if not isinstance(segms, dict):
@@ -114,7 +109,7 @@ def _check_person(anno, where, num_native):
         if key not in segms:
             raise where.error(f"segms.{key}", "missing")
     for key in ("height", "width"):
-        if not isinstance(segms[key], numbers.Integral) or isinstance(segms[key], bool) or segms[key] <= 0:
+        if not is_integer(segms[key]) or segms[key] <= 0:
             raise where.error(f"segms.{key}", f"expected a positive integer, got {segms[key]!r}")
     _check_polygons(segms["outer"], where, "segms.outer")
     _check_polygons(segms.get("inner", []), where, "segms.inner")
@@ -191,10 +186,10 @@ def ochuman_mask(segms):
     h, w = segms["height"], segms["width"]
     if len(segms["outer"]) == 0:
         return np.zeros((h, w), dtype=np.uint8)
-    mask = mask_util.decode(mask_util.merge(mask_util.frPyObjects(segms["outer"], h, w)))
+    mask = decode_segmentation(segms["outer"], h, w)
     inner = segms.get("inner", [])
     if len(inner) > 0:
-        hole = mask_util.decode(mask_util.merge(mask_util.frPyObjects(inner, h, w)))
+        hole = decode_segmentation(inner, h, w)
         mask[hole > 0] = 0
     return mask
 
@@ -212,9 +207,7 @@ def _convert_person(anno, index, image_id, annotation_id, with_max_iou):
             v = 1
             num_keypoints += 1
         keypoints += [x, y, v]
-    rle = mask_util.encode(np.asfortranarray(ochuman_mask(anno["segms"])))
-    rle["counts"] = rle["counts"].decode("ascii")
-    rle["size"] = [int(s) for s in rle["size"]]
+    rle = encode_mask(ochuman_mask(anno["segms"]))
     out = {
         "image_id": image_id,
         "area": (x2 - x1) * (y2 - y1),

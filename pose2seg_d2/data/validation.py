@@ -40,6 +40,8 @@ __all__ = [
     "Problem",
     "ValidationReport",
     "resolve_on_invalid",
+    "is_number",
+    "is_integer",
     "check_bbox",
     "check_keypoints",
     "check_segmentation",
@@ -129,11 +131,13 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def _is_number(x):
+def is_number(x):
+    """Whether ``x`` is a real number (Python or NumPy, NaN and infinities included) and not a bool."""
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
-def _is_int(x):
+def is_integer(x):
+    """Whether ``x`` is an integer (Python or NumPy) and not a bool."""
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
@@ -153,7 +157,7 @@ def _finite_numbers(values):
     # makes the sum non-finite; an overflowing sum goes the slow way)
     if set(map(type, values)) <= _PLAIN_NUMBERS and math.isfinite(sum(values)):
         return True
-    return all(_is_number(v) and math.isfinite(v) for v in values)
+    return all(is_number(v) and math.isfinite(v) for v in values)
 
 
 def check_bbox(bbox):
@@ -191,7 +195,7 @@ def check_keypoints(keypoints, num_keypoints=NUM_KEYPOINTS, visibilities=(0, 1, 
         return f"expected {expected} numbers (x, y, v for {num_keypoints} keypoints), got {len(values)}"
     fine = _finite_numbers(values) if require_finite else set(map(type, values)) <= _PLAIN_NUMBERS
     for i, v in enumerate([] if fine else values):
-        if not _is_number(v) or (require_finite and not math.isfinite(v)):
+        if not is_number(v) or (require_finite and not math.isfinite(v)):
             kind = "a finite number" if require_finite else "a number"
             return f"value {i} (keypoint {i // 3}, {'xyv'[i % 3]}) must be {kind}, got {_describe(v)}"
     if visibilities is not None and not set(values[2::3]) <= set(visibilities):
@@ -216,13 +220,13 @@ def check_segmentation(segm, image_size=None):
         if "counts" not in segm or "size" not in segm:
             return f"an RLE needs 'size' and 'counts', got the keys {sorted(segm)}", 0
         size = segm["size"]
-        if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(_is_int(s) and s > 0 for s in size):
+        if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(is_integer(s) and s > 0 for s in size):
             return f"RLE 'size' must be [height, width], got {_describe(size)}", 0
         if image_size is not None and tuple(size) != tuple(image_size):
             return f"RLE 'size' {list(size)} is not the image's [height, width] {list(image_size)}", 0
         counts = segm["counts"]
         if not isinstance(counts, (str, bytes)) and not (
-            isinstance(counts, list) and all(_is_int(c) and c >= 0 for c in counts)
+            isinstance(counts, list) and all(is_integer(c) and c >= 0 for c in counts)
         ):
             return f"RLE 'counts' must be a string or a list of non-negative integers, got {_describe(counts)}", 0
         if isinstance(counts, list) and sum(counts) != size[0] * size[1]:
@@ -252,7 +256,7 @@ def _image_problems(img, image_root, check_image_files):
     if not isinstance(img, dict):
         return [("images", f"an image record must be an object, got {_describe(img)}")]
     out = []
-    if not _is_int(img.get("id")):
+    if not is_integer(img.get("id")):
         out.append(("id", f"expected an integer, got {_describe(img.get('id', '<missing>'))}"))
     name = img.get("file_name")
     if not isinstance(name, str) or not name:
@@ -262,7 +266,7 @@ def _image_problems(img, image_root, check_image_files):
     for key in ("height", "width"):
         if key not in img:
             out.append((key, "missing"))
-        elif not _is_int(img[key]) or img[key] <= 0:
+        elif not is_integer(img[key]) or img[key] <= 0:
             out.append((key, f"expected a positive integer, got {_describe(img[key])}"))
     return out
 
@@ -275,11 +279,11 @@ def _annotation_problems(anno, images, category_ids):
     for key in ("id", "image_id", "category_id", "bbox", "keypoints", "segmentation"):
         if key not in anno:
             out.append((key, "missing"))
-    if "id" in anno and not _is_int(anno["id"]):
+    if "id" in anno and not is_integer(anno["id"]):
         out.append(("id", f"expected an integer, got {_describe(anno['id'])}"))
     img = None
     if "image_id" in anno:
-        img = images.get(anno["image_id"]) if _is_int(anno["image_id"]) else None
+        img = images.get(anno["image_id"]) if is_integer(anno["image_id"]) else None
         if img is None:
             out.append(("image_id", f"no image with id {_describe(anno['image_id'])} in the file"))
     if "category_id" in anno and anno["category_id"] not in category_ids:
@@ -288,7 +292,7 @@ def _annotation_problems(anno, images, category_ids):
         out.append(("iscrowd", f"expected 0 or 1, got {_describe(anno['iscrowd'])}"))
     if anno.get("ignore", 0) != 0:
         out.append(("ignore", "ignored annotations are not supported (Detectron2); remove them or the field"))
-    if "max_iou" in anno and not (_is_number(anno["max_iou"]) and 0 <= anno["max_iou"] <= 1):
+    if "max_iou" in anno and not (is_number(anno["max_iou"]) and 0 <= anno["max_iou"] <= 1):
         out.append(("max_iou", f"expected a number in [0, 1], got {_describe(anno['max_iou'])}"))
     if "bbox" in anno:
         reason = check_bbox(anno["bbox"])
@@ -331,6 +335,17 @@ def validate_person_json(data, json_file, image_root, on_invalid="raise", check_
     """
     on_invalid = resolve_on_invalid(on_invalid)
     report = ValidationReport(json_file)
+    category_ids = _check_file_structure(data, json_file)
+    images, valid_images = _validate_images(data["images"], json_file, image_root, check_image_files, report)
+    annotations = _validate_annotations(data["annotations"], json_file, images, category_ids, report)
+    report.skipped_images = len(data["images"]) - len(valid_images)
+    _raise_or_log(report, on_invalid)
+    return valid_images, annotations, data["categories"], report
+
+
+def _check_file_structure(data, json_file):
+    """The file's category ids, after checking that ``images``, ``annotations`` and
+    ``categories`` are lists and every category has an integer id and a name."""
     if not isinstance(data, dict):
         raise InvalidDatasetError((json_file, None, None, "<file>", f"expected a JSON object, got {_describe(data)}"))
     for key in ("images", "annotations", "categories"):
@@ -339,27 +354,41 @@ def validate_person_json(data, json_file, image_root, on_invalid="raise", check_
             raise InvalidDatasetError((json_file, None, None, key, reason))
     category_ids = set()
     for i, cat in enumerate(data["categories"]):
-        if not isinstance(cat, dict) or not _is_int(cat.get("id")) or not isinstance(cat.get("name"), str):
+        if not isinstance(cat, dict) or not is_integer(cat.get("id")) or not isinstance(cat.get("name"), str):
             reason = f"expected an object with an integer id and a name, got {_describe(cat)}"
             raise InvalidDatasetError((json_file, None, None, f"categories[{i}]", reason))
         category_ids.add(cat["id"])
+    return category_ids
 
+
+def _validate_images(records, json_file, image_root, check_image_files, report):
+    """
+    Returns:
+        tuple: ``images``, image id -> ``{"_index", "height", "width"}`` (``{"_index",
+        "_invalid"}`` for an invalid record with an integer id), and the valid records;
+        problems go to ``report``.
+    """
     images, valid_images = {}, []
-    for i, img in enumerate(data["images"]):
+    for i, img in enumerate(records):
         image_id = img.get("id") if isinstance(img, dict) else None
         problems = _image_problems(img, image_root, check_image_files)
         if not problems and image_id in images:
             problems = [("id", f"duplicate image id (also images[{images[image_id]['_index']}])")]
         if problems:
             report.problems += [Problem(json_file, image_id, None, f, r) for f, r in problems]
-            if _is_int(image_id) and image_id not in images:
+            if is_integer(image_id) and image_id not in images:
                 images[image_id] = {"_index": i, "_invalid": True}
             continue
         images[image_id] = {"_index": i, "height": img["height"], "width": img["width"]}
         valid_images.append(img)
+    return images, valid_images
 
+
+def _validate_annotations(records, json_file, images, category_ids, report):
+    """The valid annotations of valid images; problems, skips and dropped polygons go to
+    ``report``."""
     annotations, seen_ids = [], set()
-    for anno in data["annotations"]:
+    for anno in records:
         anno_id = anno.get("id") if isinstance(anno, dict) else None
         image_id = anno.get("image_id") if isinstance(anno, dict) else None
         problems, degenerate = _annotation_problems(anno, images, category_ids)
@@ -375,8 +404,12 @@ def validate_person_json(data, json_file, image_root, on_invalid="raise", check_
             continue
         report.dropped_polygons += degenerate
         annotations.append(anno)
-    report.skipped_images = len(data["images"]) - len(valid_images)
+    return annotations
 
+
+def _raise_or_log(report, on_invalid):
+    """Raise for the first problem of ``report`` (``on_invalid="raise"``), else log what was
+    left out and the dropped polygons."""
     if report.problems and on_invalid == "raise":
         more = len(report.problems) - 1
         note = (f" (and {more} more invalid record(s))" if more else "") + (
@@ -388,7 +421,6 @@ def validate_person_json(data, json_file, image_root, on_invalid="raise", check_
         logger.warning("Invalid records left out (on_invalid='skip'):\n" + report.summary())
     if report.dropped_polygons:
         logger.warning(
-            f"{json_file}: dropped {report.dropped_polygons} polygon(s) of fewer than 3 points "
+            f"{report.file}: dropped {report.dropped_polygons} polygon(s) of fewer than 3 points "
             "from otherwise valid annotations (as Detectron2 does; they cover no area)"
         )
-    return valid_images, annotations, data["categories"], report
