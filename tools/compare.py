@@ -31,7 +31,8 @@ from detectron2.utils.logger import setup_logger  # noqa: E402
 
 import pose2seg_d2  # noqa: E402, F401  (registers the models and the datasets)
 from pose2seg_d2.config import load_config  # noqa: E402
-from pose2seg_d2.evaluation.comparison import (  # noqa: E402
+from pose2seg_d2.comparison import (  # noqa: E402
+    FIGURE_SCORE_THRESHOLD,
     ModelRun,
     describe_config,
     evaluate_run,
@@ -62,6 +63,10 @@ def parse_args(argv=None):
     parser.add_argument("--max-iter", type=int, default=0, help="override SOLVER.MAX_ITER of both (0: keep)")
     parser.add_argument("--seed", type=int, default=None, help="SEED of every trained model (default: the configs')")
     parser.add_argument("--num-figures", type=int, default=4, help="images drawn in grids, per test set")
+    parser.add_argument(
+        "--figure-score-threshold", type=float, default=FIGURE_SCORE_THRESHOLD,
+        help="the grids draw the masks that score at least this",
+    )  # fmt: skip
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides for every model")
     return parser.parse_args(argv)
 
@@ -142,7 +147,7 @@ def main(argv=None):
             run.config["iterations"] = cfg.SOLVER.MAX_ITER if iters else "-"
             run.train_iters, run.train_seconds = iters, seconds
             runs.append(evaluate_run(run, model, cfg, dataset, figures))
-        write_figures(args.output_dir, dataset, runs, figures)
+        write_figures(args.output_dir, dataset, runs, figures, args.figure_score_threshold)
 
     table = write_results(args.output_dir, args.datasets, runs, notes=notes, extra=extra)
     print(table)
