@@ -99,7 +99,8 @@ def test_predictor_computes_the_backbone_as_training_did():
 def _detectron2_build_model(config, opts=()):
     from detectron2.modeling import build_model
 
-    cfg = load_config(os.path.join(REPO, "configs/synthetic", config), ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", *opts])
+    config_file = os.path.join(REPO, "configs/synthetic", config)
+    cfg = load_config(config_file, ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", *opts])
     return build_model(cfg).eval()
 
 

@@ -122,21 +122,7 @@ def main(argv=None):
         )
 
     if args.keypoints_only_config:
-        opts = []
-        if args.fit_dataset:
-            logger.info(f"==> keypoints-only reference: choosing its widths on {args.fit_dataset}")
-            fit = fit_keypoints_only_widths(args.fit_dataset)
-            opts = [f"MODEL.KEYPOINTS_ONLY.{k}" for k in ("ARM_WIDTH", "LEG_WIDTH", "HEAD_RADIUS")]
-            opts = [x for k in opts for x in (k, fit[k.rsplit(".", 1)[1]])]
-            extra["keypoints_only_fit"] = {"dataset": args.fit_dataset, **fit}
-            notes.append(
-                f"Keypoints only: each person's ground-truth skeleton drawn as a filled figure (no image, nothing "
-                f"learned); widths chosen on `{args.fit_dataset}` for the best mask AP there ({fit['AP']:.1f}, "
-                f"{fit['evaluations']} settings tried)."
-            )
-        cfg = _config(args, args.keypoints_only_config, "keypoints_only", 0, opts)
-        model, _, _ = train_or_load(cfg)
-        rows.append(("keypoints_only", "gt", "Keypoints only", cfg, model, 0, 0.0))
+        rows.append(_keypoints_only_row(args, notes, extra))
 
     runs = []
     for dataset in args.datasets:
@@ -153,6 +139,25 @@ def main(argv=None):
     print(table)
     print(f"Results: {os.path.join(args.output_dir, 'results.md')} and results.json; figures in {args.output_dir}")
     return runs
+
+
+def _keypoints_only_row(args, notes, extra):
+    """The keypoints-only reference's row, its widths chosen on --fit-dataset when given."""
+    opts = []
+    if args.fit_dataset:
+        logging.getLogger("pose2seg_d2").info(f"==> keypoints-only reference: choosing its widths on {args.fit_dataset}")
+        fit = fit_keypoints_only_widths(args.fit_dataset)
+        opts = [f"MODEL.KEYPOINTS_ONLY.{k}" for k in ("ARM_WIDTH", "LEG_WIDTH", "HEAD_RADIUS")]
+        opts = [x for k in opts for x in (k, fit[k.rsplit(".", 1)[1]])]
+        extra["keypoints_only_fit"] = {"dataset": args.fit_dataset, **fit}
+        notes.append(
+            f"Keypoints only: each person's ground-truth skeleton drawn as a filled figure (no image, nothing "
+            f"learned); widths chosen on `{args.fit_dataset}` for the best mask AP there ({fit['AP']:.1f}, "
+            f"{fit['evaluations']} settings tried)."
+        )
+    cfg = _config(args, args.keypoints_only_config, "keypoints_only", 0, opts)
+    model, _, _ = train_or_load(cfg)
+    return ("keypoints_only", "gt", "Keypoints only", cfg, model, 0, 0.0)
 
 
 def _config(args, config_file, output_name, max_iter=0, extra_opts=()):

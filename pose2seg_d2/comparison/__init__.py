@@ -3,7 +3,15 @@ Side-by-side runs of Pose2Seg, Mask R-CNN and the keypoints-only reference (tool
 train (or load) through :class:`~pose2seg_d2.engine.Pose2SegTrainer`, evaluate by occlusion on
 several test sets, time inference on the same images, and write the tables and the figures.
 """
-from .plots import FIGURE_SCORE_THRESHOLD, PANEL_GAP, TITLE_HEIGHT, masks_panel, plot_ap_by_max_iou, titled_grid, write_figures
+from .plots import (
+    FIGURE_SCORE_THRESHOLD,
+    PANEL_GAP,
+    TITLE_HEIGHT,
+    masks_panel,
+    plot_ap_by_max_iou,
+    titled_grid,
+    write_figures,
+)
 from .report import write_results
 from .runner import ModelRun, TimedModel, describe_config, evaluate_run, keypoint_ap, train_or_load
 

@@ -42,7 +42,9 @@ def input_kind(cfg):
     """The ``input_kind`` that ``cfg``'s meta-architecture declares (a key of TRAIN_MAPPERS)."""
     kind = getattr(_meta_architecture(cfg), "input_kind", "images")
     if kind not in TRAIN_MAPPERS:
-        raise ValueError(f"{cfg.MODEL.META_ARCHITECTURE}.input_kind must be one of {sorted(TRAIN_MAPPERS)}, got {kind!r}")
+        raise ValueError(
+            f"{cfg.MODEL.META_ARCHITECTURE}.input_kind must be one of {sorted(TRAIN_MAPPERS)}, got {kind!r}"
+        )
     return kind
 
 
