@@ -149,14 +149,15 @@ def add_pose2seg_config(cfg):
     _C.MODEL.KEYPOINTS_ONLY.LEG_WIDTH = 0.2
     _C.MODEL.KEYPOINTS_ONLY.HEAD_RADIUS = 0.3
 
-    # Any model with an FPN backbone (Pose2SegTrainer.build_model): also freeze the FPN, its
-    # convolutions and norms (FrozenBN), on top of MODEL.BACKBONE.FREEZE_AT (which covers the
-    # ResNet only). With FREEZE_AT 5 the whole pretrained backbone is fixed and only the heads
+    # Read by MODEL.BACKBONE.NAME "build_frozen_resnet_fpn_backbone" (Detectron2's ResNet FPN,
+    # any meta-architecture; Pose2SegTrainer refuses them with another builder): also freeze the
+    # FPN, its convolutions and norms (FrozenBN), on top of MODEL.BACKBONE.FREEZE_AT (which covers
+    # the ResNet only). With FREEZE_AT 5 the whole pretrained backbone is fixed and only the heads
     # learn (the synthetic configs: all rows see the same features, and a CPU trains 1.7x faster).
     _C.MODEL.BACKBONE.FREEZE_FPN = False
     # A wholly frozen backbone (FREEZE_AT 5 and FREEZE_FPN) computed channels-last under
     # torch.autocast in this dtype, in training and at test time, its features handed to the heads
-    # in float32: "" (off), "bf16" or "fp16". Any meta-architecture. On a CPU with AVX512-BF16,
+    # in float32: "" (off), "bf16" or "fp16". Read by the same builder. On a CPU with AVX512-BF16,
     # "bf16" runs the synthetic configs' ResNet-18 FPN about 2x faster (benchmarks/README.md).
     _C.MODEL.BACKBONE.FROZEN_AUTOCAST = ""
 

@@ -1,12 +1,15 @@
 import json
+import math
 import os
 import sys
 
 import cv2
+import numpy as np
 import pytest
 import torch
 
-from pose2seg_d2.evaluation.figures import PANEL_GAP, TITLE_HEIGHT
+from pose2seg_d2.comparison import PANEL_GAP, TITLE_HEIGHT
+from pose2seg_d2.data.coco_format import decode_segmentation
 
 from .fixtures import register_tiny_person_dataset, write_templates
 
@@ -29,6 +32,9 @@ def test_compare_writes_tables_json_grids_and_plots_for_every_test_set(tmp_path)
         "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0", "SOLVER.WARMUP_ITERS", "0",
         # random weights: the packaged backbone has another FPN width
         "MODEL.WEIGHTS", "", "MODEL.BACKBONE.FREEZE_AT", "0", "MODEL.BACKBONE.FROZEN_AUTOCAST", "",
+        # GroupNorm: random weights under BatchNorm's initial statistics give features in the
+        # thousands, and Mask R-CNN's boxes collapse to nothing; every row must predict masks
+        "MODEL.RESNETS.NORM", "GN", "MODEL.FPN.NORM", "GN",
         # an untrained keypoint model must still give persons, for the images-alone row to be exercised
         "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0", "TEST.DETECTIONS_PER_IMAGE", "3",
         "MODEL.POSE2SEG.KEYPOINT_CONFIDENCE_THRESHOLD", "-1e9",
@@ -60,7 +66,7 @@ def test_compare_writes_tables_json_grids_and_plots_for_every_test_set(tmp_path)
     records = DatasetCatalog.get("tiny_compare")[:2]
     persons = [len(predictor(cv2.imread(r["file_name"]))["instances"]) for r in records]
     assert [len(p) for p in runs[2].predictions] == persons
-    assert all(0 <= n <= 3 for n in persons)
+    assert all(0 <= n <= 3 for n in persons) and sum(persons) > 0  # the row has masks to compare
 
     results = json.loads((out / "results.json").read_text())
     assert results["dataset"] == "tiny_compare" and results["datasets"] == ["tiny_compare", "tiny_compare_b"]
@@ -71,8 +77,9 @@ def test_compare_writes_tables_json_grids_and_plots_for_every_test_set(tmp_path)
     for row in results["rows"]:
         assert row["ms_per_image"] > 0 and (row["train_seconds"] > 0) == (row["model"] != "keypoints_only")
         assert set(row["AP_by_max_iou"]) == {"0.00-0.50", "0.50-0.75", "0.75-1.00"}
-        for key in ("AP", "AP50", "AP75"):
-            assert row[key] is None or 0 <= row[key] <= 100
+        for key in ("AP", "AP50", "AP75"):  # every row predicts masks on test sets with persons
+            assert row[key] is not None and math.isfinite(row[key]) and 0 <= row[key] <= 100, (row["label"], key)
+        assert any(v is not None and 0 <= v <= 100 for v in row["AP_by_max_iou"].values())
         if row["model"] != "keypoints_only":
             assert row["config"]["backbone"].startswith("R-18-FPN") and row["config"]["iterations"] == 3
             assert row["config"]["init"] == "random"
@@ -87,6 +94,7 @@ def test_compare_writes_tables_json_grids_and_plots_for_every_test_set(tmp_path)
     predicted = runs[3].predictions[0].pred_masks
     assert predicted.shape == drawn.shape and (predicted == drawn).float().mean() > 0.99  # the 96 -> 96 px input
     assert set(results["keypoint_model"]["keypoint_AP"]) == {"tiny_compare", "tiny_compare_b"}
+    assert all(ap is not None and 0 <= ap <= 100 for ap in results["keypoint_model"]["keypoint_AP"].values())
     table = (out / "results.md").read_text()
     assert "## `tiny_compare`" in table and "## `tiny_compare_b`" in table
     assert "| Mask R-CNN | - |" in table and "| Pose2Seg | gt |" in table
@@ -94,12 +102,42 @@ def test_compare_writes_tables_json_grids_and_plots_for_every_test_set(tmp_path)
     assert "keypoint AP" in table and "widths chosen on `tiny_compare`" in table
 
     for dataset in ("tiny_compare", "tiny_compare_b"):
+        dataset_runs = [r for r in runs if r.dataset == dataset]
         for index in (0, 1):
             grid = cv2.imread(str(out / f"grid_{dataset}_{index:04d}.png"))
             assert grid is not None, "not a readable PNG"
             assert grid.shape == (96 + TITLE_HEIGHT, 6 * 128 + 5 * PANEL_GAP, 3)
+            # input | ground truth | one panel per row, each drawing its masks scoring >= 0.5 only
+            record = DatasetCatalog.get(dataset)[index]
+            image = cv2.imread(record["file_name"])
+            assert np.array_equal(_panel(grid, 0, 128), image)
+            gt_masks = [decode_segmentation(a["segmentation"], 96, 128) for a in record["annotations"]]
+            _assert_draws_exactly(_panel(grid, 1, 128), image, gt_masks)
+            for i, run in enumerate(dataset_runs):
+                instances = run.predictions[index]
+                shown = instances.pred_masks[instances.scores >= compare.FIGURE_SCORE_THRESHOLD].numpy()
+                _assert_draws_exactly(_panel(grid, 2 + i, 128), image, shown)
         plot = cv2.imread(str(out / f"ap_by_max_iou_{dataset}.png"))
         assert plot is not None and plot.shape == (400, 640, 3)
+
+
+def _panel(grid, i, width):
+    """The i-th panel of a grid (below its title strip)."""
+    x = i * (width + PANEL_GAP)
+    return grid[TITLE_HEIGHT:, x : x + width]
+
+
+def _assert_draws_exactly(panel, image, masks):
+    """``panel`` is ``image`` with ``masks`` drawn: it differs on (nearly) every mask pixel, and
+    nowhere farther than the drawn outlines (3 px) from a mask."""
+    union = np.zeros(image.shape[:2], bool)
+    for m in masks:
+        union |= np.asarray(m, bool)
+    near = cv2.dilate(union.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    changed = (panel != image).any(axis=2)
+    assert not (changed & ~near).any(), "pixels changed away from every drawn mask"
+    if union.any():
+        assert changed[union].mean() > 0.9, "the masks are not drawn"
 
 
 def test_compare_requires_its_arguments():

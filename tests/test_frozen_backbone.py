@@ -5,9 +5,11 @@ import os
 import pytest
 import torch
 from detectron2.layers import FrozenBatchNorm2d
+from detectron2.modeling.backbone import FPN
 
 from pose2seg_d2.config import load_config
-from pose2seg_d2.engine import Pose2SegTrainer, freeze_fpn
+from pose2seg_d2.engine import Pose2SegTrainer
+from pose2seg_d2.modeling import freeze_fpn
 
 from .fixtures import register_tiny_person_dataset
 
@@ -87,8 +89,73 @@ def test_predictor_computes_the_backbone_as_training_did():
     with torch.no_grad():
         features = predictor.model.backbone(images)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            direct = type(predictor.model.backbone).forward(
+            direct = FPN.forward(
                 predictor.model.backbone, images.contiguous(memory_format=torch.channels_last)
             )
     for name in features:
         torch.testing.assert_close(features[name], direct[name].float(), rtol=0, atol=0)
+
+
+def _detectron2_build_model(config, opts=()):
+    from detectron2.modeling import build_model
+
+    config_file = os.path.join(REPO, "configs/synthetic", config)
+    cfg = load_config(config_file, ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", *opts])
+    return build_model(cfg).eval()
+
+
+def _conv_output_dtypes(backbone, images):
+    """The dtypes every convolution of ``backbone`` computes in, and its features."""
+    dtypes = []
+    handles = [
+        m.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+        for m in backbone.modules()
+        if isinstance(m, torch.nn.Conv2d)
+    ]
+    try:
+        with torch.no_grad():
+            features = backbone(images)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return dtypes, features
+
+
+@pytest.mark.parametrize("config", ["mask_rcnn_R_18_FPN_synthetic.yaml", "pose2seg_R_18_FPN_synthetic.yaml"])
+def test_detectron2_build_model_gives_the_configured_frozen_bfloat16_backbone(config):
+    model = _detectron2_build_model(config)
+    backbone = model.backbone
+    assert not any(p.requires_grad for p in backbone.parameters())
+    assert any(p.requires_grad for n, p in model.named_parameters() if not n.startswith("backbone."))  # heads learn
+    fpn_norms = [m.norm for name, m in backbone.named_children() if name.startswith("fpn_")]
+    assert fpn_norms and all(isinstance(norm, FrozenBatchNorm2d) for norm in fpn_norms)  # MODEL.FPN.NORM "BN", frozen
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in backbone.modules())
+    images = torch.rand(2, 3, 64, 96) * 255 - 120
+    dtypes, features = _conv_output_dtypes(backbone, images)
+    assert len(dtypes) == sum(isinstance(m, torch.nn.Conv2d) for m in backbone.modules()) > 20
+    assert set(dtypes) == {torch.bfloat16}
+    assert features and all(f.dtype == torch.float32 for f in features.values())
+
+    float32 = _detectron2_build_model(config, ["MODEL.BACKBONE.FROZEN_AUTOCAST", ""]).backbone
+    dtypes, features = _conv_output_dtypes(float32, images)
+    assert dtypes and set(dtypes) == {torch.float32}
+    assert all(f.dtype == torch.float32 for f in features.values())
+    assert not any(p.requires_grad for p in float32.parameters())  # still frozen: FREEZE_AT 5, FREEZE_FPN
+
+
+def test_the_shipped_backbone_loads_without_missing_or_unexpected_keys():
+    from pose2seg_d2.assets_path import package_asset_path
+
+    model = _detectron2_build_model("pose2seg_R_18_FPN_synthetic.yaml")
+    weights = torch.load(package_asset_path("backbones/R_18_FPN_synthetic_dense.pth"))["model"]
+    incompatible = model.load_state_dict(weights, strict=False)
+    assert not incompatible.unexpected_keys
+    assert not [k for k in incompatible.missing_keys if k.startswith("backbone.")]
+    assert set(weights) == {k for k in model.state_dict() if k.startswith("backbone.")}
+    torch.testing.assert_close(model.backbone.fpn_lateral2.weight, weights["backbone.fpn_lateral2.weight"].float())
+
+
+def test_backbone_options_need_a_builder_that_reads_them():
+    cfg = _synthetic_mask_rcnn(["MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone"])
+    with pytest.raises(ValueError, match="read only by MODEL.BACKBONE.NAME 'build_frozen_resnet_fpn_backbone'"):
+        Pose2SegTrainer.build_model(cfg)

@@ -424,7 +424,7 @@ def test_release_model_trains_a_step():
     from detectron2.modeling import build_model
     from detectron2.structures import BitMasks, Instances, Keypoints
 
-    from pose2seg_d2.engine import uses_pose2seg
+    from pose2seg_d2.engine import takes_keypoints
 
     cfg = load_config(RELEASE_CONFIG, [
         "MODEL.DEVICE", "cpu", "MODEL.RESNETS.DEPTH", 18, "MODEL.RESNETS.RES2_OUT_CHANNELS", 64,
@@ -434,7 +434,7 @@ def test_release_model_trains_a_step():
         "MODEL.POSE2SEG.SEG_MODULE.BOTTLENECK_CHANNELS", 16, "MODEL.POSE2SEG.SEG_MODULE.UNIT_OUT_CHANNELS", 32,
         "MODEL.POSE2SEG.SEG_MODULE.DECODER_BOTTLENECK_CHANNELS", 16, "MODEL.POSE2SEG.SEG_MODULE.DECODER_OUT_CHANNELS", 32,
     ])  # fmt: skip
-    assert uses_pose2seg(cfg)
+    assert takes_keypoints(cfg)
     model = build_model(cfg).train()
     rng = np.random.default_rng(5)
     inputs = []

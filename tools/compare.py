@@ -31,7 +31,8 @@ from detectron2.utils.logger import setup_logger  # noqa: E402
 
 import pose2seg_d2  # noqa: E402, F401  (registers the models and the datasets)
 from pose2seg_d2.config import load_config  # noqa: E402
-from pose2seg_d2.evaluation.comparison import (  # noqa: E402
+from pose2seg_d2.comparison import (  # noqa: E402
+    FIGURE_SCORE_THRESHOLD,
     ModelRun,
     describe_config,
     evaluate_run,
@@ -62,6 +63,10 @@ def parse_args(argv=None):
     parser.add_argument("--max-iter", type=int, default=0, help="override SOLVER.MAX_ITER of both (0: keep)")
     parser.add_argument("--seed", type=int, default=None, help="SEED of every trained model (default: the configs')")
     parser.add_argument("--num-figures", type=int, default=4, help="images drawn in grids, per test set")
+    parser.add_argument(
+        "--figure-score-threshold", type=float, default=FIGURE_SCORE_THRESHOLD,
+        help="the grids draw the masks that score at least this",
+    )  # fmt: skip
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides for every model")
     return parser.parse_args(argv)
 
@@ -117,21 +122,7 @@ def main(argv=None):
         )
 
     if args.keypoints_only_config:
-        opts = []
-        if args.fit_dataset:
-            logger.info(f"==> keypoints-only reference: choosing its widths on {args.fit_dataset}")
-            fit = fit_keypoints_only_widths(args.fit_dataset)
-            opts = [f"MODEL.KEYPOINTS_ONLY.{k}" for k in ("ARM_WIDTH", "LEG_WIDTH", "HEAD_RADIUS")]
-            opts = [x for k in opts for x in (k, fit[k.rsplit(".", 1)[1]])]
-            extra["keypoints_only_fit"] = {"dataset": args.fit_dataset, **fit}
-            notes.append(
-                f"Keypoints only: each person's ground-truth skeleton drawn as a filled figure (no image, nothing "
-                f"learned); widths chosen on `{args.fit_dataset}` for the best mask AP there ({fit['AP']:.1f}, "
-                f"{fit['evaluations']} settings tried)."
-            )
-        cfg = _config(args, args.keypoints_only_config, "keypoints_only", 0, opts)
-        model, _, _ = train_or_load(cfg)
-        rows.append(("keypoints_only", "gt", "Keypoints only", cfg, model, 0, 0.0))
+        rows.append(_keypoints_only_row(args, notes, extra))
 
     runs = []
     for dataset in args.datasets:
@@ -142,12 +133,31 @@ def main(argv=None):
             run.config["iterations"] = cfg.SOLVER.MAX_ITER if iters else "-"
             run.train_iters, run.train_seconds = iters, seconds
             runs.append(evaluate_run(run, model, cfg, dataset, figures))
-        write_figures(args.output_dir, dataset, runs, figures)
+        write_figures(args.output_dir, dataset, runs, figures, args.figure_score_threshold)
 
     table = write_results(args.output_dir, args.datasets, runs, notes=notes, extra=extra)
     print(table)
     print(f"Results: {os.path.join(args.output_dir, 'results.md')} and results.json; figures in {args.output_dir}")
     return runs
+
+
+def _keypoints_only_row(args, notes, extra):
+    """The keypoints-only reference's row, its widths chosen on --fit-dataset when given."""
+    opts = []
+    if args.fit_dataset:
+        logging.getLogger("pose2seg_d2").info(f"==> keypoints-only reference: choosing its widths on {args.fit_dataset}")
+        fit = fit_keypoints_only_widths(args.fit_dataset)
+        opts = [f"MODEL.KEYPOINTS_ONLY.{k}" for k in ("ARM_WIDTH", "LEG_WIDTH", "HEAD_RADIUS")]
+        opts = [x for k in opts for x in (k, fit[k.rsplit(".", 1)[1]])]
+        extra["keypoints_only_fit"] = {"dataset": args.fit_dataset, **fit}
+        notes.append(
+            f"Keypoints only: each person's ground-truth skeleton drawn as a filled figure (no image, nothing "
+            f"learned); widths chosen on `{args.fit_dataset}` for the best mask AP there ({fit['AP']:.1f}, "
+            f"{fit['evaluations']} settings tried)."
+        )
+    cfg = _config(args, args.keypoints_only_config, "keypoints_only", 0, opts)
+    model, _, _ = train_or_load(cfg)
+    return ("keypoints_only", "gt", "Keypoints only", cfg, model, 0, 0.0)
 
 
 def _config(args, config_file, output_name, max_iter=0, extra_opts=()):

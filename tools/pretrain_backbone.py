@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch  # noqa: E402
 from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.data import DatasetCatalog  # noqa: E402
+from detectron2.modeling import build_model  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
 
 import pose2seg_d2  # noqa: E402, F401  (registers the models and the datasets)
@@ -106,7 +107,7 @@ def main(argv=None):
 
     seconds, losses, iteration = 0.0, {}, None
     if args.export_only:
-        model = Pose2SegTrainer.build_model(cfg)
+        model = build_model(cfg)
         checkpointer = DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR)
         if not checkpointer.has_checkpoint():
             raise SystemExit(f"--export-only: no checkpoint in {cfg.OUTPUT_DIR}")

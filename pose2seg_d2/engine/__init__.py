@@ -1,6 +1,6 @@
 from .checkpoint import AtomicDetectionCheckpointer, WeightsUnavailableError, atomic_write, check_weights_available
 from .predictor import Pose2SegPredictor
-from .trainer import Pose2SegTrainer, build_adam_or_sgd_optimizer, freeze_fpn, uses_pose2seg
+from .trainer import Pose2SegTrainer, build_adam_or_sgd_optimizer, has_backbone, input_kind, takes_keypoints
 
 __all__ = [
     "AtomicDetectionCheckpointer",
@@ -10,6 +10,7 @@ __all__ = [
     "atomic_write",
     "build_adam_or_sgd_optimizer",
     "check_weights_available",
-    "freeze_fpn",
-    "uses_pose2seg",
+    "has_backbone",
+    "input_kind",
+    "takes_keypoints",
 ]

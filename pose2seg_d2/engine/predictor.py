@@ -5,7 +5,6 @@ import os
 import torch
 from detectron2.engine import DefaultPredictor
 
-from ..modeling.frozen_backbone import apply_backbone_options
 from .checkpoint import check_weights_available
 
 __all__ = ["Pose2SegPredictor"]
@@ -22,7 +21,6 @@ class Pose2SegPredictor(DefaultPredictor):
     def __init__(self, cfg):
         check_weights_available(cfg.MODEL.WEIGHTS)  # a clear error, before the model is built
         super().__init__(cfg)
-        apply_backbone_options(self.model, cfg)
 
     def __call__(self, original_image, file_name=None, image_id=None):
         """

@@ -1,5 +1,6 @@
 """The trainer behind train_net.py, for Pose2Seg and the Mask R-CNN baseline alike."""
 import contextlib
+import functools
 import logging
 import os
 import weakref
@@ -13,28 +14,50 @@ from detectron2.utils import comm
 
 from ..data.dataset_mapper import DensePretrainingMapper, Pose2SegDatasetMapper, ValidatingDatasetMapper
 from ..evaluation import OcclusionBucketEvaluator
-from ..modeling.frozen_backbone import apply_backbone_options, freeze_fpn  # noqa: F401 (re-exported)
+from ..modeling.frozen_backbone import check_backbone_options_are_read
 from .checkpoint import AtomicDetectionCheckpointer
 
-__all__ = ["Pose2SegTrainer", "build_adam_or_sgd_optimizer", "freeze_fpn", "uses_pose2seg"]
+__all__ = ["Pose2SegTrainer", "build_adam_or_sgd_optimizer", "has_backbone", "input_kind", "takes_keypoints"]
+
+# What a meta-architecture's class declares as ``input_kind``: what its inputs hold, and so
+# the dataset mapper the trainer gives it, in training and at test time. Those without the
+# attribute (Detectron2's own, e.g. GeneralizedRCNN) are "images".
+TRAIN_MAPPERS = {
+    "images": ValidatingDatasetMapper,  # Detectron2's, with errors naming file, record and field
+    "keypoints": Pose2SegDatasetMapper,  # persons' keypoints, kept at test time
+    "dense": DensePretrainingMapper,  # person masks and keypoint heatmap targets
+}
+TEST_MAPPERS = {"images": ValidatingDatasetMapper, "keypoints": Pose2SegDatasetMapper, "dense": ValidatingDatasetMapper}
 
 
-# meta-architectures whose inputs are persons' keypoints: mapped by Pose2SegDatasetMapper,
-# which keeps them at test time
-KEYPOINT_INPUT_ARCHITECTURES = ("Pose2Seg", "KeypointsOnlyMasks")
-
-
-def uses_pose2seg(cfg):
-    """Whether ``cfg``'s model takes keypoints as input and is mapped as Pose2Seg is: Pose2Seg, a
-    subclass of it (e.g. ReleasePose2Seg) or the keypoints-only reference."""
+def _meta_architecture(cfg):
     from detectron2.modeling import META_ARCH_REGISTRY
 
-    from ..modeling import Pose2Seg
+    from .. import modeling  # noqa: F401  (registers the package's meta-architectures)
 
-    name = cfg.MODEL.META_ARCHITECTURE
-    if name in KEYPOINT_INPUT_ARCHITECTURES:
-        return True
-    return name in META_ARCH_REGISTRY and issubclass(META_ARCH_REGISTRY.get(name), Pose2Seg)
+    return META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
+
+
+def input_kind(cfg):
+    """The ``input_kind`` that ``cfg``'s meta-architecture declares (a key of TRAIN_MAPPERS)."""
+    kind = getattr(_meta_architecture(cfg), "input_kind", "images")
+    if kind not in TRAIN_MAPPERS:
+        raise ValueError(
+            f"{cfg.MODEL.META_ARCHITECTURE}.input_kind must be one of {sorted(TRAIN_MAPPERS)}, got {kind!r}"
+        )
+    return kind
+
+
+def takes_keypoints(cfg):
+    """Whether ``cfg``'s model takes persons' keypoints as input (Pose2Seg, its subclasses, the
+    keypoints-only reference), mapped by Pose2SegDatasetMapper."""
+    return input_kind(cfg) == "keypoints"
+
+
+def has_backbone(cfg):
+    """Whether ``cfg``'s meta-architecture computes image features (its class's ``has_backbone``,
+    True when it declares none): the keypoints-only reference has none, and nothing to learn."""
+    return bool(getattr(_meta_architecture(cfg), "has_backbone", True))
 
 
 def build_adam_or_sgd_optimizer(cfg, model):
@@ -59,24 +82,25 @@ def build_adam_or_sgd_optimizer(cfg, model):
     return maybe_add_gradient_clipping(cfg, optimizer)
 
 
-_D2_CREATE_DDP_MODEL = d2_defaults.create_ddp_model
-
-
-def _create_ddp_model_any_device(model, *, fp16_compression=False, **kwargs):
-    """Detectron2's create_ddp_model, which also works for models on the CPU (gloo)."""
-    if comm.get_world_size() > 1 and next(model.parameters()).device.type == "cpu":
-        kwargs.setdefault("device_ids", None)  # DDP rejects device ids for CPU modules
-    return _D2_CREATE_DDP_MODEL(model, fp16_compression=fp16_compression, **kwargs)
-
-
 @contextlib.contextmanager
-def _cpu_capable_ddp():
-    # DefaultTrainer.__init__ wraps the model with detectron2.engine.defaults.create_ddp_model.
-    d2_defaults.create_ddp_model = _create_ddp_model_any_device
+def _ddp_without_device_ids_on_cpu(cfg):
+    """
+    Within the block, DefaultTrainer.__init__'s DistributedDataParallel of a model on the CPU
+    (gloo, more than one process) is given no device ids.
+    """
+    # detectron2.engine.defaults.create_ddp_model passes device_ids=[local rank] unless told
+    # otherwise, which DistributedDataParallel rejects for a module on the CPU, and
+    # DefaultTrainer.__init__ calls it with no way to pass device_ids=None: swap the module-level
+    # function for the constructor's duration, and only for distributed CPU training.
+    if comm.get_world_size() == 1 or torch.device(cfg.MODEL.DEVICE).type != "cpu":
+        yield
+        return
+    upstream = d2_defaults.create_ddp_model
+    d2_defaults.create_ddp_model = functools.partial(upstream, device_ids=None)
     try:
         yield
     finally:
-        d2_defaults.create_ddp_model = _D2_CREATE_DDP_MODEL
+        d2_defaults.create_ddp_model = upstream
 
 
 class Pose2SegTrainer(DefaultTrainer):
@@ -89,7 +113,7 @@ class Pose2SegTrainer(DefaultTrainer):
     """
 
     def __init__(self, cfg):
-        with _cpu_capable_ddp():
+        with _ddp_without_device_ids_on_cpu(cfg):
             super().__init__(cfg)
         periodic = [h for h in self._hooks if isinstance(h, hooks.PeriodicCheckpointer)]
         assert isinstance(self.checkpointer, AtomicDetectionCheckpointer) and all(
@@ -107,14 +131,15 @@ class Pose2SegTrainer(DefaultTrainer):
 
     @classmethod
     def build_model(cls, cfg):
-        has_backbone = cfg.MODEL.META_ARCHITECTURE != "KeypointsOnlyMasks"
-        if has_backbone and not cfg.MODEL.WEIGHTS and cfg.MODEL.RESNETS.NORM == "FrozenBN":
-            logging.getLogger(__name__).warning(
-                "MODEL.WEIGHTS is empty and MODEL.RESNETS.NORM is FrozenBN: the backbone starts "
-                "from random weights it cannot normalize, and trains poorly. Give ImageNet weights "
-                "(README.md, 'Weights') or set MODEL.RESNETS.NORM and MODEL.FPN.NORM to BN or GN."
-            )
-        return apply_backbone_options(super().build_model(cfg), cfg)
+        if has_backbone(cfg):
+            check_backbone_options_are_read(cfg)
+            if not cfg.MODEL.WEIGHTS and cfg.MODEL.RESNETS.NORM == "FrozenBN":
+                logging.getLogger(__name__).warning(
+                    "MODEL.WEIGHTS is empty and MODEL.RESNETS.NORM is FrozenBN: the backbone starts "
+                    "from random weights it cannot normalize, and trains poorly. Give ImageNet weights "
+                    "(README.md, 'Weights') or set MODEL.RESNETS.NORM and MODEL.FPN.NORM to BN or GN."
+                )
+        return super().build_model(cfg)
 
     @classmethod
     def build_optimizer(cls, cfg, model):
@@ -122,17 +147,11 @@ class Pose2SegTrainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
-        # Detectron2's mapping for any model, with errors that name the file, record and field
-        if cfg.MODEL.META_ARCHITECTURE == "DenseHumanPretraining":
-            mapper = DensePretrainingMapper(cfg, True)
-        else:
-            mapper = (Pose2SegDatasetMapper if uses_pose2seg(cfg) else ValidatingDatasetMapper)(cfg, True)
-        return build_detection_train_loader(cfg, mapper=mapper)
+        return build_detection_train_loader(cfg, mapper=TRAIN_MAPPERS[input_kind(cfg)](cfg, True))
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
-        mapper = (Pose2SegDatasetMapper if uses_pose2seg(cfg) else ValidatingDatasetMapper)(cfg, False)
-        return build_detection_test_loader(cfg, dataset_name, mapper=mapper)
+        return build_detection_test_loader(cfg, dataset_name, mapper=TEST_MAPPERS[input_kind(cfg)](cfg, False))
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):

@@ -6,7 +6,7 @@ from .aligners import (
     keypoint_box_roi_matrices,
 )
 from .dense_pretraining import DenseHumanPretraining
-from .frozen_backbone import apply_backbone_options, autocast_frozen_backbone, freeze_fpn
+from .frozen_backbone import FrozenFPN, build_frozen_resnet_fpn_backbone, freeze_fpn
 from .keypoint_sources import (
     KEYPOINT_SOURCE_REGISTRY,
     GTKeypointSource,

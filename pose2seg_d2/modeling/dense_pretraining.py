@@ -91,6 +91,8 @@ class DenseHumanPretraining(nn.Module):
     probabilities of the finest level, upsampled to the output size.
     """
 
+    input_kind = "dense"  # person masks and keypoint heatmap targets (Pose2SegTrainer's dataset mapper)
+
     @configurable
     def __init__(
         self,

@@ -1,11 +1,30 @@
-"""A backbone that does not learn: its FPN frozen (MODEL.BACKBONE.FREEZE_FPN), and optionally
-computed in reduced precision (MODEL.BACKBONE.FROZEN_AUTOCAST), for every meta-architecture."""
+"""
+A ResNet FPN backbone that does not learn: its FPN frozen (MODEL.BACKBONE.FREEZE_FPN), and
+optionally computed in reduced precision (MODEL.BACKBONE.FROZEN_AUTOCAST). Both are part of
+building it (MODEL.BACKBONE.NAME "build_frozen_resnet_fpn_backbone"), so that every model built
+from such a config, by Detectron2's ``build_model`` or any other way, honors them.
+"""
 import torch
+from detectron2.layers import FrozenBatchNorm2d, ShapeSpec
+from detectron2.modeling import BACKBONE_REGISTRY
+from detectron2.modeling.backbone import FPN
+from detectron2.modeling.backbone.fpn import LastLevelMaxPool
+from detectron2.modeling.backbone.resnet import build_resnet_backbone
 
-__all__ = ["AUTOCAST_DTYPES", "apply_backbone_options", "autocast_frozen_backbone", "freeze_fpn"]
+__all__ = [
+    "AUTOCAST_DTYPES",
+    "BACKBONE_OPTIONS_BUILDERS",
+    "FrozenFPN",
+    "build_frozen_resnet_fpn_backbone",
+    "check_backbone_options_are_read",
+    "freeze_fpn",
+]
 
 # MODEL.BACKBONE.FROZEN_AUTOCAST and MODEL.POSE2SEG.AUTOCAST -> dtype
 AUTOCAST_DTYPES = {"": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+# the MODEL.BACKBONE.NAMEs whose builders read MODEL.BACKBONE.FREEZE_FPN and FROZEN_AUTOCAST
+BACKBONE_OPTIONS_BUILDERS = ("build_frozen_resnet_fpn_backbone",)
 
 
 def freeze_fpn(backbone):
@@ -17,9 +36,6 @@ def freeze_fpn(backbone):
     Returns:
         the backbone.
     """
-    from detectron2.layers import FrozenBatchNorm2d
-    from detectron2.modeling.backbone import FPN
-
     if not isinstance(backbone, FPN):
         raise ValueError(f"MODEL.BACKBONE.FREEZE_FPN needs an FPN backbone, got {type(backbone).__name__}")
     for name, child in backbone.named_children():
@@ -31,65 +47,92 @@ def freeze_fpn(backbone):
     return backbone
 
 
-class _AutocastForward:
-    """The backbone's own forward, channels-last under torch.autocast, features back in float32
-    (contiguous): the heads see the dtype and layout they were built for."""
+def frozen_autocast_dtype(name):
+    """The dtype of MODEL.BACKBONE.FROZEN_AUTOCAST ``name`` (None for "")."""
+    if name not in AUTOCAST_DTYPES:
+        raise ValueError(f"MODEL.BACKBONE.FROZEN_AUTOCAST must be one of {sorted(AUTOCAST_DTYPES)}, got {name!r}")
+    return AUTOCAST_DTYPES[name]
 
-    def __init__(self, forward, dtype):
-        self.forward = forward
-        self.dtype = dtype
 
-    def __call__(self, x):
-        with torch.autocast(x.device.type, dtype=self.dtype):
-            features = self.forward(x.contiguous(memory_format=torch.channels_last))
+class FrozenFPN(FPN):
+    """
+    Detectron2's :class:`FPN`, its own layers frozen or not (``freeze``), and, wholly frozen,
+    computed channels-last under ``torch.autocast`` in ``autocast_dtype``, in training and at
+    test time alike, so that heads learn on the features they are tested on. Its modules and
+    state_dict keys are the FPN's; its weights stay float32 (checkpoints unchanged), stored
+    channels-last when ``autocast_dtype`` is set.
+    """
+
+    def __init__(self, *args, freeze=True, autocast_dtype=None, **kwargs):
+        """
+        Args:
+            args, kwargs: those of :class:`FPN`.
+            freeze (bool): freeze the FPN's own layers (:func:`freeze_fpn`).
+            autocast_dtype (torch.dtype or None): torch.bfloat16 or torch.float16; no parameter
+                may then require gradients (the reduced precision would otherwise reach training
+                without a loss scale).
+        """
+        super().__init__(*args, **kwargs)
+        if freeze:
+            freeze_fpn(self)
+        self.autocast_dtype = autocast_dtype
+        if autocast_dtype is None:
+            return
+        learning = [n for n, p in self.named_parameters() if p.requires_grad]
+        if learning:
+            raise ValueError(
+                "MODEL.BACKBONE.FROZEN_AUTOCAST needs a wholly frozen backbone (MODEL.BACKBONE.FREEZE_AT 5 "
+                f"and MODEL.BACKBONE.FREEZE_FPN True); these parameters learn: {learning[:3]}"
+                + (f" and {len(learning) - 3} more" if len(learning) > 3 else "")
+                + '. To train the backbone, set MODEL.BACKBONE.FROZEN_AUTOCAST "".'
+            )
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, x):
+        """
+        Args:
+            x (Tensor): (B, 3, H, W) images, of any memory layout.
+
+        Returns:
+            dict[str, Tensor]: the FPN's levels, (B, C, H / stride, W / stride) float32
+            (contiguous under autocast: the heads see the dtype and layout they were built for).
+        """
+        if self.autocast_dtype is None:
+            return super().forward(x)
+        with torch.autocast(x.device.type, dtype=self.autocast_dtype):
+            features = super().forward(x.contiguous(memory_format=torch.channels_last))
         return {name: f.float().contiguous() for name, f in features.items()}
 
 
-def autocast_frozen_backbone(backbone, dtype):
+@BACKBONE_REGISTRY.register()
+def build_frozen_resnet_fpn_backbone(cfg, input_shape: ShapeSpec):
     """
-    Compute a frozen backbone in ``dtype`` (MODEL.BACKBONE.FROZEN_AUTOCAST), in training and at
-    test time alike, so that heads learn on the features they are tested on. Its weights stay
-    float32 (checkpoints unchanged), stored channels-last.
-
-    Args:
-        backbone (Backbone): no parameter may require gradients (the reduced precision would
-            otherwise reach training without a loss scale).
-        dtype (torch.dtype): torch.bfloat16 or torch.float16.
-
-    Returns:
-        the backbone, whose ``forward`` now takes (B, 3, H, W) images of any layout and returns
-        float32 (B, C, H / stride, W / stride) features.
+    Detectron2's ``build_resnet_fpn_backbone`` (MODEL.RESNETS, MODEL.FPN; the ResNet's stages
+    frozen by MODEL.BACKBONE.FREEZE_AT) as a :class:`FrozenFPN`: its FPN frozen when
+    MODEL.BACKBONE.FREEZE_FPN, computed in MODEL.BACKBONE.FROZEN_AUTOCAST's dtype when not "".
     """
-    learning = [n for n, p in backbone.named_parameters() if p.requires_grad]
-    if learning:
+    dtype = frozen_autocast_dtype(cfg.MODEL.BACKBONE.FROZEN_AUTOCAST)
+    return FrozenFPN(
+        bottom_up=build_resnet_backbone(cfg, input_shape),
+        in_features=cfg.MODEL.FPN.IN_FEATURES,
+        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
+        norm=cfg.MODEL.FPN.NORM,
+        top_block=LastLevelMaxPool(),
+        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
+        freeze=cfg.MODEL.BACKBONE.FREEZE_FPN,
+        autocast_dtype=dtype,
+    )
+
+
+def check_backbone_options_are_read(cfg):
+    """
+    Raise a ValueError when ``cfg`` sets MODEL.BACKBONE.FREEZE_FPN or FROZEN_AUTOCAST for a
+    backbone builder (MODEL.BACKBONE.NAME) that does not read them.
+    """
+    backbone = cfg.MODEL.BACKBONE
+    if (backbone.FREEZE_FPN or backbone.FROZEN_AUTOCAST) and backbone.NAME not in BACKBONE_OPTIONS_BUILDERS:
         raise ValueError(
-            "MODEL.BACKBONE.FROZEN_AUTOCAST needs a wholly frozen backbone (MODEL.BACKBONE.FREEZE_AT 5 "
-            f"and MODEL.BACKBONE.FREEZE_FPN True); these parameters learn: {learning[:3]}"
-            + (f" and {len(learning) - 3} more" if len(learning) > 3 else "")
-            + '. To train the backbone, set MODEL.BACKBONE.FROZEN_AUTOCAST "".'
+            f"MODEL.BACKBONE.FREEZE_FPN={backbone.FREEZE_FPN} / FROZEN_AUTOCAST={backbone.FROZEN_AUTOCAST!r} are "
+            f"read only by MODEL.BACKBONE.NAME {' or '.join(map(repr, BACKBONE_OPTIONS_BUILDERS))}, "
+            f"not by {backbone.NAME!r}"
         )
-    backbone.to(memory_format=torch.channels_last)
-    backbone.forward = _AutocastForward(backbone.forward, dtype)
-    return backbone
-
-
-def apply_backbone_options(model, cfg):
-    """
-    MODEL.BACKBONE.FREEZE_FPN and MODEL.BACKBONE.FROZEN_AUTOCAST on a built model with a
-    ``backbone`` (any meta-architecture; models without one are returned as they are). Every
-    place that builds a model from a config for training or inference calls this.
-
-    Returns:
-        the model.
-    """
-    backbone = getattr(model, "backbone", None)
-    if backbone is None:
-        return model
-    if cfg.MODEL.BACKBONE.FREEZE_FPN:
-        freeze_fpn(backbone)
-    name = cfg.MODEL.BACKBONE.FROZEN_AUTOCAST
-    if name not in AUTOCAST_DTYPES:
-        raise ValueError(f"MODEL.BACKBONE.FROZEN_AUTOCAST must be one of {sorted(AUTOCAST_DTYPES)}, got {name!r}")
-    if AUTOCAST_DTYPES[name] is not None:
-        autocast_frozen_backbone(backbone, AUTOCAST_DTYPES[name])
-    return model

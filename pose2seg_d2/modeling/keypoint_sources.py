@@ -286,7 +286,6 @@ class ModelKeypointSource:
         from detectron2.modeling import build_model
 
         from ..config import load_config
-        from .frozen_backbone import apply_backbone_options
 
         p = cfg.MODEL.POSE2SEG.KEYPOINT_MODEL
         if not p.CONFIG_FILE:
@@ -305,7 +304,7 @@ class ModelKeypointSource:
         if not kcfg.MODEL.WEIGHTS:
             logger.warning(f"The keypoint model {config_file} has no weights: its keypoints are random")
         self.cfg = kcfg
-        self.model = apply_backbone_options(build_model(kcfg), kcfg).eval()
+        self.model = build_model(kcfg).eval()
         if kcfg.MODEL.WEIGHTS:
             DetectionCheckpointer(self.model).load(kcfg.MODEL.WEIGHTS)
         self.flip_channels = kcfg.INPUT.FORMAT != cfg.INPUT.FORMAT

@@ -146,6 +146,9 @@ class KeypointsOnlyMasks(nn.Module):
     MODEL.KEYPOINTS_ONLY.*; ``tools/compare.py`` chooses them on a validation split.
     """
 
+    input_kind = "keypoints"  # persons' keypoints as input (Pose2SegTrainer's dataset mapper)
+    has_backbone = False  # no image features, nothing to learn
+
     @configurable
     def __init__(self, *, keypoint_source, arm_width, leg_width, head_radius):
         super().__init__()

@@ -94,6 +94,8 @@ class Pose2Seg(nn.Module):
     warped back into the image at inference.
     """
 
+    input_kind = "keypoints"  # persons' keypoints as input (Pose2SegTrainer's dataset mapper)
+
     @configurable
     def __init__(
         self,

@@ -1,13 +1,27 @@
 """Figures of the comparison: per-image mask grids and AP by occlusion."""
+import os
+
 import cv2
 import numpy as np
 from detectron2.utils.colormap import colormap
 from detectron2.utils.visualizer import Visualizer
 
-__all__ = ["masks_panel", "titled_grid", "plot_ap_by_max_iou", "TITLE_HEIGHT", "PANEL_GAP"]
+from ..data.coco_format import decode_segmentation
+
+__all__ = [
+    "FIGURE_SCORE_THRESHOLD",
+    "PANEL_GAP",
+    "TITLE_HEIGHT",
+    "masks_panel",
+    "plot_ap_by_max_iou",
+    "titled_grid",
+    "write_figures",
+]
 
 TITLE_HEIGHT = 22
 PANEL_GAP = 4
+# the grids draw a run's masks that score at least this (tools/compare.py --figure-score-threshold)
+FIGURE_SCORE_THRESHOLD = 0.5
 _PALETTE = colormap(rgb=True, maximum=1)
 
 
@@ -73,3 +87,42 @@ def plot_ap_by_max_iou(rows, path, title="Mask AP by occlusion"):
     ax.legend()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def write_figures(output_dir, dataset, runs, indices, score_threshold=FIGURE_SCORE_THRESHOLD):
+    """
+    One grid PNG per image of ``dataset`` (input | ground truth | one panel per run of that
+    dataset, its masks scoring >= ``score_threshold``) and its AP-by-MaxIoU plot; the file names
+    carry the dataset's name.
+
+    Args:
+        runs (list[ModelRun]): evaluated runs; those of ``dataset`` hold their predictions on
+            ``indices``, in that order.
+        indices (list[int]): images of the figures (indices into the dataset's records).
+
+    Returns:
+        (list of the grids' paths, the plot's path)
+    """
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.detection_utils import read_image
+
+    runs = [r for r in runs if r.dataset == dataset]
+    metadata = MetadataCatalog.get(dataset)
+    records = DatasetCatalog.get(dataset)
+    paths = []
+    for k, index in enumerate(indices):
+        record = records[index]
+        image = read_image(record["file_name"], format="RGB")
+        h, w = image.shape[:2]
+        gt_masks = [decode_segmentation(a["segmentation"], h, w).astype(bool) for a in record.get("annotations", [])]
+        panels = [("input", image), ("ground truth", masks_panel(image, gt_masks, metadata))]
+        for run in runs:
+            instances = run.predictions[k]
+            masks = [m.numpy() for m in instances.pred_masks[instances.scores >= score_threshold]]
+            panels.append((run.label, masks_panel(image, masks, metadata)))
+        path = os.path.join(output_dir, f"grid_{dataset}_{index:04d}.png")
+        cv2.imwrite(path, cv2.cvtColor(titled_grid(panels), cv2.COLOR_RGB2BGR))
+        paths.append(path)
+    plot_path = os.path.join(output_dir, f"ap_by_max_iou_{dataset}.png")
+    plot_ap_by_max_iou([r.row() for r in runs], plot_path, title=f"Mask AP by occlusion on {dataset}")
+    return paths, plot_path

@@ -1,42 +1,29 @@
 """
-Side-by-side runs of Pose2Seg, Mask R-CNN and the keypoints-only reference: train (or load),
-evaluate by occlusion on several test sets, time inference on the same images, and write the
-tables and the figures.
+The comparison's runs: one model trained (or loaded) through :class:`Pose2SegTrainer`, then
+evaluated on a test set by occlusion, timed on the same images, and its predictions on the
+figure images kept.
 """
 import json
-import logging
 import math
 import os
 import time
 from dataclasses import dataclass, field
 
-import cv2
-import numpy as np
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog, build_detection_test_loader
-from detectron2.evaluation import inference_on_dataset
+from detectron2.evaluation import DatasetEvaluator, DatasetEvaluators, inference_on_dataset
 
-from ..config import load_config
-from ..data.dataset_mapper import Pose2SegDatasetMapper
-from ..engine import Pose2SegTrainer, uses_pose2seg
-from .figures import masks_panel, plot_ap_by_max_iou, titled_grid
-from .occlusion import MAX_IOU_BUCKETS, OcclusionBucketEvaluator
+from ..engine import Pose2SegTrainer, has_backbone, takes_keypoints
+from ..evaluation import MAX_IOU_BUCKETS, OcclusionBucketEvaluator
 
 __all__ = [
     "ModelRun",
     "TimedModel",
-    "load_config",
     "train_or_load",
     "evaluate_run",
     "keypoint_ap",
-    "write_results",
-    "write_figures",
     "describe_config",
 ]
-
-logger = logging.getLogger(__name__)
-
 
 @dataclass
 class ModelRun:
@@ -100,7 +87,7 @@ def describe_initialization(cfg):
 
 def describe_config(cfg):
     """What the table states about a run's setting."""
-    if cfg.MODEL.META_ARCHITECTURE == "KeypointsOnlyMasks":
+    if not has_backbone(cfg):
         k = cfg.MODEL.KEYPOINTS_ONLY
         return {
             "backbone": "none (no image)",
@@ -119,7 +106,7 @@ def describe_config(cfg):
         "train_data": ", ".join(cfg.DATASETS.TRAIN),
         "optimizer": f"{cfg.SOLVER.OPTIMIZER} lr {cfg.SOLVER.BASE_LR} batch {cfg.SOLVER.IMS_PER_BATCH}",
     }
-    if uses_pose2seg(cfg):
+    if takes_keypoints(cfg):
         p = cfg.MODEL.POSE2SEG
         s = p.SEG_MODULE
         out["head"] = (
@@ -146,14 +133,14 @@ def _without_test_sets(cfg):
 def train_or_load(cfg, weights=None):
     """
     Build the model of ``cfg`` and load ``weights``, or, without them, train it with
-    :class:`Pose2SegTrainer` (DATASETS.TEST left out: the caller evaluates). A model with
-    nothing to learn (the keypoints-only reference) is only built.
+    :class:`Pose2SegTrainer` (DATASETS.TEST left out: the caller evaluates). A model without a
+    backbone (the keypoints-only reference) has nothing to learn, and is only built.
 
     Returns:
         (model in eval mode, iterations trained, seconds of training); 0 and 0.0 when loaded.
     """
     cfg = _without_test_sets(cfg)
-    if weights or cfg.MODEL.META_ARCHITECTURE == "KeypointsOnlyMasks":
+    if weights or not has_backbone(cfg):
         model = Pose2SegTrainer.build_model(cfg)
         if weights:
             DetectionCheckpointer(model).load(weights)
@@ -196,22 +183,47 @@ class TimedModel(torch.nn.Module):
         return 1000.0 * self.seconds / self.images if self.images else math.nan
 
 
+class _KeptPredictions(DatasetEvaluator):
+    """Keeps the model's instances (on the CPU) of the inputs whose ``file_name`` is asked for."""
+
+    def __init__(self, file_names):
+        self.file_names = set(file_names)
+        self.instances = {}
+
+    def reset(self):
+        self.instances = {}
+
+    def process(self, inputs, outputs):
+        for x, out in zip(inputs, outputs):
+            if x.get("file_name") in self.file_names:
+                self.instances[x["file_name"]] = out["instances"].to("cpu")
+
+    def evaluate(self):
+        return None
+
+
 def evaluate_run(run, model, cfg, dataset, figure_images=()):
     """
     Mask AP of ``model`` on ``dataset`` (overall and by MaxIoU bucket), its inference time per
-    image over the same images, and its predictions on ``figure_images`` (indices); fills
-    ``run`` (with ``run.dataset``).
+    image over the same images, and its predictions on ``figure_images`` (indices into the
+    dataset's records), all from one pass of :meth:`Pose2SegTrainer.build_test_loader`'s
+    loader; fills ``run`` (with ``run.dataset``).
     """
+    from detectron2.data import DatasetCatalog
+
     run.dataset = dataset
     evaluator = OcclusionBucketEvaluator(
         dataset, distributed=False, output_dir=os.path.join(cfg.OUTPUT_DIR, "eval", dataset)
     )
+    records = DatasetCatalog.get(dataset)
+    file_names = [records[i]["file_name"] for i in figure_images]
+    kept = _KeptPredictions(file_names)
     # in eval mode: inference_on_dataset restores the wrapper's mode, and with it the model's
     timed = TimedModel(model).eval()
     loader = Pose2SegTrainer.build_test_loader(cfg, dataset)
-    run.metrics = inference_on_dataset(timed, loader, evaluator)
+    run.metrics = inference_on_dataset(timed, loader, DatasetEvaluators([evaluator, kept]))
     run.ms_per_image = timed.ms_per_image
-    run.predictions = predict(model, cfg, dataset, figure_images)
+    run.predictions = [kept.instances[f] for f in file_names]
     return run
 
 
@@ -220,116 +232,9 @@ def keypoint_ap(model, cfg, dataset):
     cannot be computed)."""
     from detectron2.evaluation import COCOEvaluator
 
-    from ..data.dataset_mapper import ValidatingDatasetMapper
-
-    loader = build_detection_test_loader(cfg, dataset, mapper=ValidatingDatasetMapper(cfg, False))
+    loader = Pose2SegTrainer.build_test_loader(cfg, dataset)
     evaluator = COCOEvaluator(
         dataset, tasks=("keypoints",), distributed=False, output_dir=os.path.join(cfg.OUTPUT_DIR, "eval", dataset)
     )
     metrics = inference_on_dataset(model, loader, evaluator)
     return _finite_or_none(metrics.get("keypoints", {}).get("AP"))
-
-
-def _mapped_inputs(cfg, dataset, indices):
-    """The model inputs of some images, mapped as the test loader maps them."""
-    mapper = Pose2SegDatasetMapper(cfg, False) if uses_pose2seg(cfg) else DatasetMapper(cfg, False)
-    dicts = DatasetCatalog.get(dataset)
-    return [mapper(dicts[i]) for i in indices]
-
-
-def predict(model, cfg, dataset, indices):
-    inputs = _mapped_inputs(cfg, dataset, indices)
-    with torch.no_grad():
-        return [model([x])[0]["instances"].to("cpu") for x in inputs]
-
-
-def _fmt(v, digits=1):
-    return "-" if v is None else f"{v:.{digits}f}"
-
-
-def write_results(output_dir, datasets, runs, notes=(), extra=None):
-    """
-    results.json ({"dataset": the first of ``datasets``, "datasets", "rows" (each with its
-    "dataset"), and ``extra``'s keys) and results.md (one table per dataset, the settings, then
-    ``notes``); returns the markdown text.
-    """
-    rows = [r.row() for r in runs]
-    with open(os.path.join(output_dir, "results.json"), "w") as f:
-        json.dump({"dataset": datasets[0], "datasets": list(datasets), "rows": rows, **(extra or {})}, f, indent=2)
-
-    buckets = [name for name, _, _ in MAX_IOU_BUCKETS]
-    lines = [
-        "# Pose2Seg vs Mask R-CNN",
-        "",
-        "Mask AP (COCO protocol, %); AP by MaxIoU bucket counts only the persons of the bucket "
-        "(others ignored); time per image measured while evaluating, on the same images for every "
-        "row; \"-\" train columns: weights loaded (or nothing learned), not trained in this run.",
-    ]
-    for dataset in datasets:
-        lines += [
-            "",
-            f"## `{dataset}`",
-            "",
-            "| model | keypoints | AP | AP50 | AP75 | " + " | ".join(f"AP MaxIoU {b}" for b in buckets)
-            + " | ms / image | train iters | train s |",
-            "|---" * (8 + len(buckets)) + "|",
-        ]
-        for row in (r for r in rows if r["dataset"] == dataset):
-            lines.append(
-                f"| {row['label']} | {row['keypoints'] or '-'} | {_fmt(row['AP'])} | {_fmt(row['AP50'])} | "
-                f"{_fmt(row['AP75'])} | " + " | ".join(_fmt(row["AP_by_max_iou"][b]) for b in buckets)
-                + f" | {_fmt(row['ms_per_image'], 0)} | {row['train_iters'] or '-'} | "
-                + f"{_fmt(row['train_seconds'] or None, 0)} |"
-            )
-    lines += ["", "Settings:", ""]
-    seen, settings = set(), []
-    for row in rows:
-        if row["label"] not in seen:
-            seen.add(row["label"])
-            settings.append(row)
-    keys = list(dict.fromkeys(k for row in settings for k in row["config"]))
-    lines += ["| row | " + " | ".join(keys) + " |", "|---" * (1 + len(keys)) + "|"]
-    for row in settings:
-        lines.append(f"| {row['label']} | " + " | ".join(str(row["config"].get(k, "-")) for k in keys) + " |")
-    for note in notes:
-        lines += ["", note]
-    text = "\n".join(lines) + "\n"
-    with open(os.path.join(output_dir, "results.md"), "w") as f:
-        f.write(text)
-    return text
-
-
-def write_figures(output_dir, dataset, runs, indices):
-    """One grid PNG per image of ``dataset`` (input | ground truth | one panel per run of that
-    dataset) and its AP-by-MaxIoU plot; the file names carry the dataset's name."""
-    from detectron2.data.detection_utils import read_image
-    from pycocotools import mask as mask_util
-
-    runs = [r for r in runs if r.dataset == dataset]
-    metadata = MetadataCatalog.get(dataset)
-    dicts = DatasetCatalog.get(dataset)
-    paths = []
-    for k, index in enumerate(indices):
-        record = dicts[index]
-        image = read_image(record["file_name"], format="RGB")
-        h, w = image.shape[:2]
-        gt_masks = []
-        for ann in record.get("annotations", []):
-            seg = ann["segmentation"]
-            if isinstance(seg, dict):
-                rle = seg if not isinstance(seg["counts"], list) else mask_util.frPyObjects(seg, h, w)
-            else:
-                rle = mask_util.merge(mask_util.frPyObjects(seg, h, w))
-            gt_masks.append(mask_util.decode(rle).astype(bool))
-        panels = [("input", image), ("ground truth", masks_panel(image, gt_masks, metadata))]
-        for run in runs:
-            instances = run.predictions[k]
-            keep = instances.scores >= 0.5
-            masks = [m.numpy() for m in instances.pred_masks[keep]]
-            panels.append((run.label, masks_panel(image, masks, metadata)))
-        path = os.path.join(output_dir, f"grid_{dataset}_{index:04d}.png")
-        cv2.imwrite(path, cv2.cvtColor(titled_grid(panels), cv2.COLOR_RGB2BGR))
-        paths.append(path)
-    plot_path = os.path.join(output_dir, f"ap_by_max_iou_{dataset}.png")
-    plot_ap_by_max_iou([r.row() for r in runs], plot_path, title=f"Mask AP by occlusion on {dataset}")
-    return paths, plot_path
