@@ -36,7 +36,7 @@ from detectron2.utils.logger import setup_logger  # noqa: E402
 import pose2seg_d2  # noqa: E402, F401  (registers the models and the datasets)
 from pose2seg_d2.config import load_config  # noqa: E402
 from pose2seg_d2.data import decode_segmentation  # noqa: E402
-from pose2seg_d2.engine import Pose2SegTrainer  # noqa: E402
+from pose2seg_d2.engine import Pose2SegTrainer, input_kind  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(ROOT, "configs", "synthetic", "pretrain_R_18_FPN_synthetic.yaml")
@@ -102,8 +102,11 @@ def main(argv=None):
     setup_logger(output=os.path.join(cfg.OUTPUT_DIR, "log.txt"))
     setup_logger(output=os.path.join(cfg.OUTPUT_DIR, "log.txt"), name="pose2seg_d2")
     logger = logging.getLogger("pose2seg_d2")
-    if cfg.MODEL.META_ARCHITECTURE != "DenseHumanPretraining":
-        raise SystemExit(f"{args.config_file}: MODEL.META_ARCHITECTURE must be DenseHumanPretraining")
+    if input_kind(cfg) != "dense":
+        raise SystemExit(
+            f"{args.config_file}: MODEL.META_ARCHITECTURE must be a dense pretraining model "
+            f"(input_kind 'dense', e.g. DenseHumanPretraining), got {cfg.MODEL.META_ARCHITECTURE}"
+        )
 
     seconds, losses, iteration = 0.0, {}, None
     if args.export_only:
