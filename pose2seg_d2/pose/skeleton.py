@@ -52,17 +52,41 @@ def skeleton_features(keypoints, size, sigma=3.0, paf_width=1.0, signed_occluded
     labeled = labeled_mask(keypoints)
     # Geometry per row and column in float64 (small tensors); only the outputs are full-size.
     xy = torch.where(labeled[..., None], keypoints[..., :2], keypoints.new_zeros(())).to(torch.float64)
-    vis = keypoints[..., 2]
     xs = torch.arange(w, dtype=torch.float64, device=device)
     ys = torch.arange(h, dtype=torch.float64, device=device)
     # Eager, every channel is written below into one output; torch.compile cannot trace writes
     # into its non-contiguous slices and gets the same values as one concatenation instead.
-    in_place = not torch.compiler.is_compiling()
-    if in_place:
+    out = None
+    if not torch.compiler.is_compiling():
         out = torch.empty(num, NUM_KEYPOINTS + 2 * len(COCO_PERSON_LIMBS), h, w, dtype=dtype, device=device)
 
-    # Part confidence maps: exp(-(dx^2 + dy^2) / 2s^2) is an outer product of a row and a column
-    # factor; the cut-off dx^2 + dy^2 < 2 s^2 C is an interval of x on each row.
+    parts = _part_maps(xy, labeled, keypoints[..., 2], xs, ys, sigma, signed_occluded, dtype, out)
+    unit, lo, hi = _limb_intervals(xy, labeled, ys, paf_width)
+    on_limb = (xs >= lo[..., None]) & (xs <= hi[..., None])  # (N, L, h, w)
+    zero = torch.zeros((), dtype=dtype, device=device)
+    if out is not None:
+        torch.where(on_limb, unit[..., 0, None, None].to(dtype), zero, out=out[:, NUM_KEYPOINTS::2])
+        torch.where(on_limb, unit[..., 1, None, None].to(dtype), zero, out=out[:, NUM_KEYPOINTS + 1 :: 2])
+        return out
+    fields = torch.where(on_limb[:, :, None], unit[..., None, None].to(dtype), zero)  # (N, L, 2, h, w)
+    return torch.cat([parts, fields.flatten(1, 2)], dim=1)
+
+
+def _part_maps(xy, labeled, vis, xs, ys, sigma, signed_occluded, dtype, out):
+    """
+    The 17 part confidence maps of :func:`skeleton_features`.
+
+    Args:
+        xy (Tensor): (N, 17, 2) float64 window pixel coordinates, 0 where unlabeled.
+        labeled (Tensor): (N, 17) bool. vis (Tensor): (N, 17) the keypoints' v.
+        xs, ys (Tensor): (w,) and (h,) float64 pixel coordinates.
+        out (Tensor or None): the (N, 55, h, w) output to write channels 0..16 of.
+
+    Returns:
+        Tensor (N, 17, h, w) in ``dtype`` (a view of ``out`` when given).
+    """
+    # exp(-(dx^2 + dy^2) / 2s^2) is an outer product of a row and a column factor; the cut-off
+    # dx^2 + dy^2 < 2 s^2 C is an interval of x on each row.
     two_var = 2.0 * sigma * sigma
     dx = (xs - xy[..., 0, None]).abs()  # (N, 17, w)
     dy2 = (ys - xy[..., 1, None]) ** 2  # (N, 17, h)
@@ -74,15 +98,28 @@ def skeleton_features(keypoints, size, sigma=3.0, paf_width=1.0, signed_occluded
     col = torch.exp(-(dx**2) / two_var).to(dtype)
     half_width = torch.sqrt((GAUSSIAN_CUTOFF * two_var - dy2).clamp(min=0))  # 0: empty row
     outside_cutoff = dx[..., None, :] >= half_width[..., :, None]  # (N, 17, h, w)
-    if in_place:
-        parts = out[:, :NUM_KEYPOINTS]
-        torch.mul(row[..., :, None], col[..., None, :], out=parts)
-        parts.masked_fill_(outside_cutoff, 0.0)
-    else:
-        parts = (row[..., :, None] * col[..., None, :]).masked_fill(outside_cutoff, 0.0)
+    if out is None:
+        return (row[..., :, None] * col[..., None, :]).masked_fill(outside_cutoff, 0.0)
+    parts = out[:, :NUM_KEYPOINTS]
+    torch.mul(row[..., :, None], col[..., None, :], out=parts)
+    return parts.masked_fill_(outside_cutoff, 0.0)
 
-    # Part affinity fields: on each row, the pixels closer than paf_width to the limb's line and
-    # inside its grown box form one interval of x.
+
+def _limb_intervals(xy, labeled, ys, paf_width):
+    """
+    Where each limb's field of :func:`skeleton_features` is: on each row, the pixels closer than
+    ``paf_width`` to the limb's line and inside its grown box form one interval of x.
+
+    Args:
+        xy (Tensor): (N, 17, 2) float64 window pixel coordinates, 0 where unlabeled.
+        labeled (Tensor): (N, 17) bool.
+        ys (Tensor): (h,) float64 row coordinates.
+
+    Returns:
+        unit (N, L, 2) float64, each limb's unit direction (0 for an absent limb), and lo, hi
+        (N, L, h): the inclusive integer bounds of x on each row (lo > hi: an empty row).
+    """
+    device = xy.device
     limbs = device_constant(COCO_PERSON_LIMBS, torch.long, device)
     start, end = xy[:, limbs[:, 0]], xy[:, limbs[:, 1]]  # (N, L, 2)
     delta = end - start
@@ -109,11 +146,4 @@ def skeleton_features(keypoints, size, sigma=3.0, paf_width=1.0, signed_occluded
     row_inside = (ys >= low[..., 1, None]) & (ys <= high[..., 1, None]) & present[..., None]
     lo = torch.where(row_inside, torch.maximum(line_lo, low[..., 0, None]), inf)
     hi = torch.where(row_inside, torch.minimum(line_hi, high[..., 0, None]), -inf)
-    on_limb = (xs >= lo[..., None]) & (xs <= hi[..., None])  # (N, L, h, w)
-    zero = torch.zeros((), dtype=dtype, device=device)
-    if in_place:
-        torch.where(on_limb, ux[..., None].to(dtype), zero, out=out[:, NUM_KEYPOINTS::2])
-        torch.where(on_limb, uy[..., None].to(dtype), zero, out=out[:, NUM_KEYPOINTS + 1 :: 2])
-        return out
-    fields = torch.where(on_limb[:, :, None], unit[..., None, None].to(dtype), zero)  # (N, L, 2, h, w)
-    return torch.cat([parts, fields.flatten(1, 2)], dim=1)
+    return unit, lo, hi
