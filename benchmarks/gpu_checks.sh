@@ -100,8 +100,8 @@ step bench_compiled 180 $PY "${BENCH[@]}" --persons 10 --models pose2seg pose2se
     --output "$WORK/bench_compiled.json" --opts ${OPTS[@]+"${OPTS[@]}"}
 # Mask R-CNN and the light head with the whole call under bf16 autocast (a like-for-like
 # reduced-precision comparison; Mask R-CNN has no option of its own)
-step bench_autocast_call 50 $PY "${BENCH[@]}" --persons 10 --models pose2seg_light mask_rcnn --no-default-variant \
-    --variant bf16_call BENCH.AUTOCAST bf16 --output "$WORK/bench_autocast_call.json" --opts ${OPTS[@]+"${OPTS[@]}"}
+step bench_autocast_call 50 $PY "${BENCH[@]}" --persons 10 --models pose2seg_light mask_rcnn --autocast bf16 \
+    --no-default-variant --variant bf16_call --output "$WORK/bench_autocast_call.json" --opts ${OPTS[@]+"${OPTS[@]}"}
 # ---- 3. one table of everything, and the criteria
 step summary 20 $PY benchmarks/summarize_bench.py "$WORK" --merge "$OUT/results.json"
 cp "$WORK/summary.txt" "$OUT/summary.md"

@@ -146,7 +146,7 @@ def main(argv=None):
     env = next(iter(runs.values()))["environment"]
     print(f"# Inference benchmarks ({env['device']}, torch {env['torch']})\n")
     print("Batch of one 4:3 image, median of the timed calls; split by CUDA events (events) or by")
-    print("synchronizing hooks (sync); syncs/launches of one call: torch.profiler on CUDA, tests/sync_counter.py on the CPU.\n")
+    print("synchronizing hooks (sync); syncs/launches of one call: torch.profiler on CUDA, pose2seg_d2.diagnostics.host_syncs on the CPU.\n")
     print(table(runs))
     rows = before_after(runs)
     if rows:
