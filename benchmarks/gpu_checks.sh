@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# GPU checks of issue 13 (Pose2Seg without per-person host round trips): about 4 minutes on one
-# H200 before the compiled step was added (not yet run on a GPU with it: count 1-2 more for its
-# compilations); each step has a time limit, at most 10 minutes in all without BASELINE_CHECKOUT,
+# GPU checks of the host-synchronization work (Pose2Seg without per-person host round trips):
+# about 4 minutes on one H200 before the compiled step was added (not yet run on a GPU with it:
+# count 1-2 more for its compilations); each step has a time limit, at most 10 minutes in all without BASELINE_CHECKOUT,
 # 11.5 with. Run from anywhere; results go to OUT_DIR:
 #
 #   bash benchmarks/gpu_checks.sh OUT_DIR [BASELINE_CHECKOUT]

@@ -22,7 +22,7 @@ from pose2seg_d2.layers import paste_masks, warp_windows_to_image
 
 from .fixtures import STANDING, tiny_pose2seg_cfg, write_templates
 
-# At most this many per batch for the "gt" and "json" keypoint sources (issue 13); the design
+# At most this many per batch for the "gt" and "json" keypoint sources; the design
 # needs one: the crops' size of the warp-back.
 MAX_SYNCS_PER_BATCH = 3
 IMAGE = (96, 128)
