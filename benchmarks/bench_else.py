@@ -17,7 +17,7 @@ compare). ``--compile`` times MODEL.POSE2SEG.COMPILE too, in each mode given ("d
 the eager model and the compiled ones in turns, after checking that the compiled model's outputs
 equal the eager one's (building it and its first call, which compiles, are timed apart). It also
 prints what each runs on the device: eagerly, the calls on device data that
-tests/sync_counter.py counts (inside the compiled stages and outside them; on the CPU only);
+pose2seg_d2.diagnostics.host_syncs counts (inside the compiled stages and outside them; on the CPU only);
 compiled, the kernel calls in the code inductor generated (the stages' graphs; the rest of the
 call runs as in eager).
 """
@@ -32,7 +32,11 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import bench_inference as bench  # noqa: E402  (imports the package of --package-root)
+from inference_bench import ROOT  # noqa: E402  (first: puts --package-root's checkout on sys.path)
+from inference_bench.counts import host_syncs_module  # noqa: E402
+from inference_bench.inputs import make_input  # noqa: E402
+from inference_bench.models import build  # noqa: E402
+from inference_bench.timing import sync  # noqa: E402
 
 
 class Replay(nn.Module):
@@ -49,8 +53,8 @@ class Replay(nn.Module):
 def replay_model(size, persons, seed=0, device="cpu", opts=()):
     """The light-head model with its backbone and head replaced by their recorded outputs, its
     input, and its first (real) call's outputs."""
-    model = bench.build("pose2seg_light", device, tuple(opts), seed)
-    inputs = bench.make_input(size, persons, seed=seed)
+    model = build("pose2seg_light", device, tuple(opts), seed)
+    inputs = make_input(size, persons, seed=seed)
     outputs = {}
     hooks = [
         model.backbone.register_forward_hook(lambda m, a, o: outputs.__setitem__("backbone", o)),
@@ -69,10 +73,10 @@ def time_calls(model, inputs, repeats, device, warmup=2):
     times = []
     with torch.no_grad():
         for i in range(warmup + repeats):
-            start = bench.sync(device)
+            start = sync(device)
             result = model([inputs])
             if i >= warmup:
-                times.append(1000 * (bench.sync(device) - start))
+                times.append(1000 * (sync(device) - start))
     return times, result[0]["instances"]
 
 
@@ -89,13 +93,13 @@ COMPILED_STAGES = ("_window_inputs", "_rank_and_plan")
 
 def eager_device_calls(model, inputs):
     """Calls on device data of one eager call of the replay model (its "else": the backbone
-    and head are replays), by tests/sync_counter.py: ``{"compiled stages": n, "rest": n}``, the
+    and head are replays), by pose2seg_d2.diagnostics.host_syncs: ``{"compiled stages": n, "rest": n}``, the
     calls MODEL.POSE2SEG.COMPILE compiles and those it leaves eager."""
     import traceback
 
-    counter_module = bench._sync_counter_module()
+    host_syncs = host_syncs_module()
 
-    class StageCounter(counter_module.HostSyncCounter):
+    class StageCounter(host_syncs.HostSyncCounter):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.by_stage = {"compiled stages": 0, "rest": 0}
@@ -108,7 +112,7 @@ def eager_device_calls(model, inputs):
                 self.by_stage["compiled stages" if names & set(COMPILED_STAGES) else "rest"] += 1
             return result
 
-    with torch.no_grad(), StageCounter(bench.counter_host_tensors(counter_module, model, inputs)) as counter:
+    with torch.no_grad(), StageCounter(host_syncs.model_host_tensors(model, inputs)) as counter:
         model([inputs])
     return counter.by_stage
 
@@ -181,7 +185,7 @@ def main():
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"# package {bench.ROOT}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}")
+    print(f"# package {ROOT}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}")
     records = []
     if args.compile is not None:
         modes = args.compile or ["default"]
@@ -196,7 +200,7 @@ def main():
                 print(f"#   calls: {r['calls']}", flush=True)
         if args.output:
             with open(args.output, "w") as f:
-                json.dump({"package": bench.ROOT, "records": records}, f, indent=1)
+                json.dump({"package": ROOT, "records": records}, f, indent=1)
         return
     print("| size | persons | else best ms | else median ms |")
     print("|---|---|---|---|")
@@ -207,7 +211,7 @@ def main():
             print(f"| {size} | {persons} | {r['best_ms']:.1f} | {r['median_ms']:.1f} |", flush=True)
     if args.output:
         with open(args.output, "w") as f:
-            json.dump({"package": bench.ROOT, "records": records}, f, indent=1)
+            json.dump({"package": ROOT, "records": records}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# GPU checks of issue 13 (Pose2Seg without per-person host round trips): about 4 minutes on one
-# H200 before the compiled step was added (not yet run on a GPU with it: count 1-2 more for its
-# compilations); each step has a time limit, at most 10 minutes in all without BASELINE_CHECKOUT,
+# GPU checks of the host-synchronization work (Pose2Seg without per-person host round trips):
+# about 4 minutes on one H200 before the compiled step was added (not yet run on a GPU with it:
+# count 1-2 more for its compilations); each step has a time limit, at most 10 minutes in all without BASELINE_CHECKOUT,
 # 11.5 with. Run from anywhere; results go to OUT_DIR:
 #
 #   bash benchmarks/gpu_checks.sh OUT_DIR [BASELINE_CHECKOUT]
@@ -100,8 +100,8 @@ step bench_compiled 180 $PY "${BENCH[@]}" --persons 10 --models pose2seg pose2se
     --output "$WORK/bench_compiled.json" --opts ${OPTS[@]+"${OPTS[@]}"}
 # Mask R-CNN and the light head with the whole call under bf16 autocast (a like-for-like
 # reduced-precision comparison; Mask R-CNN has no option of its own)
-step bench_autocast_call 50 $PY "${BENCH[@]}" --persons 10 --models pose2seg_light mask_rcnn --no-default-variant \
-    --variant bf16_call BENCH.AUTOCAST bf16 --output "$WORK/bench_autocast_call.json" --opts ${OPTS[@]+"${OPTS[@]}"}
+step bench_autocast_call 50 $PY "${BENCH[@]}" --persons 10 --models pose2seg_light mask_rcnn --autocast bf16 \
+    --no-default-variant --variant bf16_call --output "$WORK/bench_autocast_call.json" --opts ${OPTS[@]+"${OPTS[@]}"}
 # ---- 3. one table of everything, and the issue's criteria
 step summary 20 $PY benchmarks/summarize_bench.py "$WORK" --merge "$OUT/results.json"
 cp "$WORK/summary.txt" "$OUT/summary.md"

@@ -2,8 +2,8 @@
 """
 One markdown summary of the bench_inference.py JSON files in a directory (as
 benchmarks/gpu_checks.sh writes them): every timing in one table, the code before and after a
-change side by side when a ``bench_baseline.json`` is there, and issue 13's criteria at 10
-persons, short side 512:
+change side by side when a ``bench_baseline.json`` is there, and the host-synchronization
+criteria at 10 persons, short side 512:
 
 - outside the backbone and the SegModule ("else") is at most 15% of Pose2Seg's time;
 - Pose2Seg with the light head takes at most Mask R-CNN's time, in the same run;
@@ -146,13 +146,13 @@ def main(argv=None):
     env = next(iter(runs.values()))["environment"]
     print(f"# Inference benchmarks ({env['device']}, torch {env['torch']})\n")
     print("Batch of one 4:3 image, median of the timed calls; split by CUDA events (events) or by")
-    print("synchronizing hooks (sync); syncs/launches of one call: torch.profiler on CUDA, tests/sync_counter.py on the CPU.\n")
+    print("synchronizing hooks (sync); syncs/launches of one call: torch.profiler on CUDA, pose2seg_d2.diagnostics.host_syncs on the CPU.\n")
     print(table(runs))
     rows = before_after(runs)
     if rows:
         print("\n## Before (baseline checkout) and after, same machine, same script\n")
         print("\n".join(rows))
-    print("\n## Criteria (issue 13)\n")
+    print("\n## Criteria (host synchronizations)\n")
     print("\n".join(criteria(runs)))
     return 0
 

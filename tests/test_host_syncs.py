@@ -1,7 +1,7 @@
 """
 Pose2Seg makes as many host synchronizations, and as many device calls, for 1 person as for 20.
 
-The count is made on the CPU by :class:`tests.sync_counter.HostSyncCounter`: the calls that would
+The count is made on the CPU by :class:`pose2seg_d2.diagnostics.HostSyncCounter`: the calls that would
 make the host wait for a CUDA device (values read on the host, data-dependent shapes, blocking
 copies of host data), and the calls that touch device data (about one kernel launch each).
 tests/test_host_syncs_cuda.py checks the same on a CUDA device with
@@ -17,12 +17,12 @@ from detectron2.modeling import build_model
 from detectron2.structures import BitMasks, Instances, Keypoints
 from detectron2.utils.events import EventStorage
 
+from pose2seg_d2.diagnostics import HostSyncCounter, model_host_tensors
 from pose2seg_d2.layers import paste_masks, warp_windows_to_image
 
 from .fixtures import STANDING, tiny_pose2seg_cfg, write_templates
-from .sync_counter import HostSyncCounter, host_tensors_of
 
-# At most this many per batch for the "gt" and "json" keypoint sources (issue 13); the design
+# At most this many per batch for the "gt" and "json" keypoint sources; the design
 # needs one: the crops' size of the warp-back.
 MAX_SYNCS_PER_BATCH = 3
 IMAGE = (96, 128)
@@ -75,11 +75,7 @@ def make_input(num, seed=0, image_size=IMAGE, output_size=(192, 256), masks=Fals
 
 def count(model, inputs, train=False):
     """Run the model once (a forward and backward pass with ``train``) inside a counter."""
-    host = host_tensors_of(inputs)
-    aligner_templates = getattr(model.aligner, "templates", None)
-    if aligner_templates is not None:  # kept on the host by PoseTemplates
-        host += [aligner_templates.templates, aligner_templates.raw_templates]
-    with HostSyncCounter(host) as counter:
+    with HostSyncCounter(model_host_tensors(model, inputs)) as counter:
         if train:
             with EventStorage():
                 sum(model(inputs).values()).backward()

@@ -19,7 +19,6 @@ from detectron2.engine import default_argument_parser
 
 import train_net
 from pose2seg_d2.engine import AtomicDetectionCheckpointer, Pose2SegTrainer
-from pose2seg_d2.engine.checkpoint import TEST_PAUSE_ENV
 
 from .fixtures import register_tiny_person_dataset, tiny_pose2seg_cfg, write_templates
 
@@ -46,8 +45,12 @@ def write_config(tiny, tmp_path, output_dir):
     return str(path)
 
 
-def start_training(tiny, tmp_path, config_file, env=None):
-    """``train_net.py --config-file ...`` (single process) on the tiny dataset, in the background."""
+def start_training(tiny, tmp_path, config_file, pause=None):
+    """
+    ``train_net.py --config-file ...`` (single process) on the tiny dataset, in the background.
+    ``pause``: (checkpoint, stage, marker), the save to stop in the middle of (see
+    :func:`tests.paused_checkpoint.pause_checkpoint_write`).
+    """
     script = tmp_path / "train.py"
     script.write_text(textwrap.dedent(f"""
         import sys
@@ -55,14 +58,18 @@ def start_training(tiny, tmp_path, config_file, env=None):
         import train_net
         from detectron2.engine import default_argument_parser
         from tests.fixtures import register_tiny_person_dataset
+        from tests.paused_checkpoint import pause_checkpoint_write
 
         register_tiny_person_dataset("tiny_persons", {tiny["root"]!r})
+        pause = {tuple(pause) if pause else None!r}
+        if pause:
+            pause_checkpoint_write(*pause)
         train_net.main(default_argument_parser().parse_args())
     """))
     log = open(tmp_path / "train.log", "w")
     proc = subprocess.Popen(
         [sys.executable, str(script), "--config-file", config_file],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     return proc, tmp_path / "train.log"
 
@@ -198,8 +205,7 @@ def test_killed_while_writing_a_checkpoint_resumes_from_the_previous_one(tiny, t
     out = str(tmp_path / "out")
     config_file = write_config(tiny, tmp_path, out)
     marker = str(tmp_path / "paused")
-    env = {TEST_PAUSE_ENV: f"model_0000005.pth:{stage}:{marker}"}
-    proc, log = start_training(tiny, tmp_path, config_file, env)
+    proc, log = start_training(tiny, tmp_path, config_file, pause=("model_0000005.pth", stage, marker))
     try:
         wait_for(lambda: os.path.exists(marker), proc, log, "the paused checkpoint write")
     finally:

@@ -1,13 +1,16 @@
 """End-to-end: training, evaluation, resume and distributed runs on the tiny person dataset."""
+import math
 import os
 import socket
 import subprocess
 import sys
 import textwrap
 
+import cv2
 import pytest
 import torch
 from detectron2.config import get_cfg
+from detectron2.data import DatasetCatalog
 from detectron2.engine import default_argument_parser
 
 import train_net
@@ -17,6 +20,8 @@ from pose2seg_d2.engine import Pose2SegTrainer
 from .fixtures import register_tiny_person_dataset, tiny_pose2seg_cfg, write_templates
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+from inference_bench.models import calibrate_frozen_batchnorm  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +31,35 @@ def tiny(tmp_path_factory):
     return {"root": str(root), "templates": write_templates(str(root / "templates.json"))}
 
 
-def test_training_lowers_the_mask_loss_and_eval_only_gives_segm_ap(tiny, tmp_path):
+class RecordingTrainer(Pose2SegTrainer):
+    """Pose2SegTrainer whose evaluators record, per image id, how many instances they were given."""
+
+    evaluated = {}
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        evaluator = super().build_evaluator(cfg, dataset_name, output_folder)
+        process = evaluator.process
+
+        def recording_process(inputs, outputs):
+            for x, y in zip(inputs, outputs):
+                cls.evaluated[x["image_id"]] = len(y["instances"])
+            return process(inputs, outputs)
+
+        evaluator.process = recording_process
+        return evaluator
+
+
+def persons_per_image(dataset_name):
+    return {d["image_id"]: len(d["annotations"]) for d in DatasetCatalog.get(dataset_name)}
+
+
+def assert_ap_is_a_percentage(segm):
+    for key in ("AP", "AP50", "AP75"):
+        assert isinstance(segm[key], float) and math.isfinite(segm[key]) and 0.0 <= segm[key] <= 100.0, (key, segm)
+
+
+def test_training_lowers_the_mask_loss_and_eval_only_gives_segm_ap(tiny, tmp_path, monkeypatch):
     cfg = tiny_pose2seg_cfg(str(tmp_path / "run"), "tiny_persons", "tiny_persons", tiny["templates"])
     cfg.merge_from_list(["SOLVER.MAX_ITER", 40])
     config_file = tmp_path / "tiny.yaml"
@@ -44,10 +77,19 @@ def test_training_lowers_the_mask_loss_and_eval_only_gives_segm_ap(tiny, tmp_pat
     args = default_argument_parser().parse_args(
         ["--config-file", str(config_file), "--eval-only", "MODEL.WEIGHTS", str(tmp_path / "run" / "model_final.pth")]
     )
+    monkeypatch.setattr(train_net, "Pose2SegTrainer", RecordingTrainer)
+    RecordingTrainer.evaluated = {}
     results = train_net.main(args)
     segm = results["segm"]
     assert set(["AP", "AP50", "AP75"]) <= set(segm)
     assert all(0.0 <= segm[k] <= 100.0 for k in ("AP", "AP50", "AP75"))
+    assert_ap_is_a_percentage(segm)
+    # every image of the test set evaluated, with one mask per person (the "gt" keypoint source)
+    assert RecordingTrainer.evaluated == persons_per_image("tiny_persons")
+    # the evaluation tells the trained model from the one it started from
+    untrained = train_net.main(default_argument_parser().parse_args(["--config-file", str(config_file), "--eval-only"]))
+    assert_ap_is_a_percentage(untrained["segm"])
+    assert segm["AP"] > untrained["segm"]["AP"] + 5, (segm, untrained["segm"])
 
 
 def test_resume_continues_from_saved_weights_and_optimizer_state(tiny, tmp_path):
@@ -140,11 +182,23 @@ def test_mask_rcnn_baseline_config_trains_a_step_and_evaluates(tiny, tmp_path):
         "INPUT.MIN_SIZE_TRAIN", (96,), "INPUT.MAX_SIZE_TRAIN", 160, "INPUT.MIN_SIZE_TEST", 96,
         "INPUT.MAX_SIZE_TEST", 160, "SOLVER.MAX_ITER", 1, "SOLVER.IMS_PER_BATCH", 2,
         "DATALOADER.NUM_WORKERS", 0, "OUTPUT_DIR", str(tmp_path / "mask_rcnn"),
+        # keep every detection of a model one step from random, so that the evaluation has
+        # predictions to score (with none, Detectron2's AP is NaN)
+        "MODEL.ROI_HEADS.SCORE_THRESH_TEST", 0.0,
     ])  # fmt: skip
     trainer = Pose2SegTrainer(cfg)
     trainer.resume_or_load(resume=False)
     trainer.train()
     assert trainer.iter == 1 and type(trainer.model).__name__ == "GeneralizedRCNN"
     assert type(trainer.optimizer).__name__ == "SGD"
-    results = Pose2SegTrainer.test(cfg, trainer.model)
+    # random weights behind FrozenBatchNorm blow the activations up until no box survives: set
+    # its statistics from one image, as the benchmarks do
+    image = cv2.imread(DatasetCatalog.get("tiny_persons")[0]["file_name"])
+    calibrate_frozen_batchnorm(trainer.model.eval(), {"image": torch.from_numpy(image).permute(2, 0, 1)})
+    RecordingTrainer.evaluated = {}
+    results = RecordingTrainer.test(cfg, trainer.model)
     assert "AP" in results["segm"]
+    assert_ap_is_a_percentage(results["segm"])
+    # every image of the test set evaluated, with detections
+    assert RecordingTrainer.evaluated.keys() == persons_per_image("tiny_persons").keys()
+    assert all(n > 0 for n in RecordingTrainer.evaluated.values()), RecordingTrainer.evaluated

@@ -1,4 +1,6 @@
-from .checkpoint import AtomicDetectionCheckpointer, WeightsUnavailableError, atomic_write, check_weights_available
+from .atomic_io import atomic_write
+from .checkpoint import AtomicDetectionCheckpointer
+from .weights import WeightsUnavailableError, check_weights_available
 from .predictor import Pose2SegPredictor
 from .trainer import Pose2SegTrainer, build_adam_or_sgd_optimizer, has_backbone, input_kind, takes_keypoints
 

@@ -56,7 +56,9 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils.weak import WeakIdKeyDictionary
 
-__all__ = ["HostSyncCounter", "host_tensors_of"]
+__all__ = ["HostSyncCounter", "host_tensors_of", "model_host_tensors"]
+
+_THIS_FILE = os.path.abspath(__file__)
 
 
 def _name(func):
@@ -139,6 +141,20 @@ def host_tensors_of(obj, out=None, depth=0):
     return out
 
 
+def model_host_tensors(model, inputs):
+    """
+    What a counter must take as host data in a call of ``model`` on ``inputs``: the inputs'
+    tensors (:func:`host_tensors_of`) and the model's pose templates, which
+    :class:`~pose2seg_d2.pose.PoseTemplates` keeps on the host (models without an ``aligner``
+    holding templates have none).
+    """
+    host = host_tensors_of(inputs)
+    templates = getattr(getattr(model, "aligner", None), "templates", None)
+    if templates is not None:
+        host += [templates.templates, templates.raw_templates]
+    return host
+
+
 class HostSyncCounter(TorchFunctionMode):
     """
     Counts what would make the host wait for a CUDA device (see the module docstring).
@@ -202,8 +218,8 @@ class HostSyncCounter(TorchFunctionMode):
 
     # ------------------------------------------------------------------ counting
     def _where(self):
-        for frame in reversed(traceback.extract_stack()[:-3]):
-            if self.where in frame.filename:
+        for frame in reversed(traceback.extract_stack()):
+            if self.where in frame.filename and os.path.abspath(frame.filename) != _THIS_FILE:
                 return f"{os.path.basename(frame.filename)}:{frame.lineno}"
         return "?"
 
@@ -264,95 +280,119 @@ class HostSyncCounter(TorchFunctionMode):
             return result
         inputs = _tensors(list(args)) + _tensors(list(kwargs.values()))
         device_inputs = [t for t in inputs if self._is_device(t)]
-        host_inputs = [t for t in inputs if self.is_host(t)]
         self_tensor = args[0] if args and isinstance(args[0], torch.Tensor) else None
-        result_residency = "host" if not device_inputs else "device"
-        device_kwarg = kwargs.get("device")
+        residency = self._count_call(name, args, kwargs, inputs, device_inputs, self_tensor)
+        result = func(*args, **kwargs)
+        return self._record_result(name, result, residency, kwargs, inputs, device_inputs, self_tensor)
 
+    def _count_call(self, name, args, kwargs, inputs, device_inputs, self_tensor):
+        """Count what the call would synchronize; returns where its result lives, "host" or
+        "device"."""
         if name in ("to", "cuda"):
-            if name == "cuda":
-                target, non_blocking = "device", bool(kwargs.get("non_blocking", args[2] if len(args) > 2 else False))
-            else:
-                target, non_blocking = self._target(name, args, kwargs)
-            if isinstance(target, torch.Tensor):
-                target = "host" if self.is_host(target) else "device"
-            if target is None:
-                result_residency = "host" if self.is_host(self_tensor) else "device"
-            elif target == "host":
-                if self._is_device(self_tensor):
-                    self._sync("d2h", name)
-                result_residency = "host"
-            else:
-                if self.is_host(self_tensor) and not non_blocking:
-                    self._sync("h2d", name)
-                result_residency = "device"
-        elif name == "cpu":
+            return self._count_move(name, args, kwargs, self_tensor)
+        if name == "cpu":
             if self._is_device(self_tensor):
                 self._sync("d2h", name)
-            result_residency = "host"
-        elif name == "pin_memory":
-            result_residency = "host"
-        elif name in READS:
+            return "host"
+        if name == "pin_memory":
+            return "host"
+        if name in READS:
             if device_inputs:
                 self._sync("read", name)
-        elif name in DATA_FACTORIES or name == "new_tensor":
-            data_on_device = name == "new_tensor" and self._is_device(self_tensor)
-            to_device = data_on_device or (device_kwarg is not None and device_kwarg not in TO_HOST_STRINGS)
-            data = args[1] if name == "new_tensor" else (args[0] if args else kwargs.get("data"))
-            from_data = not (isinstance(data, torch.Tensor) and self._is_device(data))
-            if isinstance(data, (list, tuple)):
-                for _ in (t for t in _tensors(data) if self._is_device(t)):
-                    self._sync("read", name)  # each device value in the data is read on the host
-            if to_device and from_data:
-                self._sync("h2d", name)
-            result_residency = "device" if to_device or not from_data else "host"
-        elif name in ("__getitem__", "__setitem__", "index_put_", "index_put"):
-            target = args[0]
-            index = args[1]
-            if name.startswith("index_put"):
-                index = tuple(index)
-            if self._is_device(target):
-                kind = self._index_kind(index)
-                if kind is not None:
-                    self._sync(kind, name)
-                if name == "__setitem__" and self.is_host(args[2]) and args[2].dim() > 0:
-                    self._sync("h2d", name)
-            elif name == "__setitem__" and self._is_device(args[2]) and args[2].dim() > 0:
-                self._mismatch(name)
-            elif self.is_host(target) and any(self._is_device(t) and t.dim() > 0 for t in _tensors(index)):
-                self._mismatch(name)
-            result_residency = "host" if self.is_host(target) else "device"
-        elif name == "copy_":
-            dst, src = args[0], args[1]
-            non_blocking = bool(kwargs.get("non_blocking", args[2] if len(args) > 2 else False))
-            if self._is_device(dst) and self.is_host(src) and src.dim() > 0 and not non_blocking:
-                self._sync("h2d", name)
-            if self.is_host(dst) and self._is_device(src):
-                self._sync("d2h", name)
-            result_residency = "host" if self.is_host(dst) else "device"
-        else:
-            if name in SHAPE_DEPENDENT and device_inputs:
-                self._sync("shape", name)
-            elif name == "where" and len(args) + len(kwargs) == 1 and device_inputs:
-                self._sync("shape", name)
-            elif name == "repeat_interleave" and device_inputs:
-                repeats = args[1] if len(args) > 1 else kwargs.get("repeats")
-                if isinstance(repeats, torch.Tensor) and kwargs.get("output_size") is None:
-                    if self._is_device(repeats) or len(args) == 1:
-                        self._sync("shape", name)
-            if device_inputs and any(t.dim() > 0 for t in host_inputs):
-                self._mismatch(name)
-            if not inputs:  # a factory: where its device argument says
-                to_device = device_kwarg is not None and device_kwarg not in TO_HOST_STRINGS
-                result_residency = "device" if to_device else "host"
-            elif name.startswith("new_") and self_tensor is not None:
-                to_device = device_kwarg is not None and device_kwarg not in TO_HOST_STRINGS
-                result_residency = "device" if (to_device or self._is_device(self_tensor)) else "host"
-            elif device_kwarg is not None:
-                result_residency = "host" if device_kwarg in TO_HOST_STRINGS else "device"
+            return "host" if not device_inputs else "device"
+        if name in DATA_FACTORIES or name == "new_tensor":
+            return self._count_factory(name, args, kwargs, self_tensor)
+        if name in ("__getitem__", "__setitem__", "index_put_", "index_put"):
+            return self._count_indexing(name, args)
+        if name == "copy_":
+            return self._count_copy_into(name, args, kwargs)
+        return self._count_op(name, args, kwargs, inputs, device_inputs, self_tensor)
 
-        result = func(*args, **kwargs)
-        if result_residency == "device" or device_inputs:
+    def _count_move(self, name, args, kwargs, self_tensor):
+        """``.to(...)`` and ``.cuda()``."""
+        if name == "cuda":
+            target, non_blocking = "device", bool(kwargs.get("non_blocking", args[2] if len(args) > 2 else False))
+        else:
+            target, non_blocking = self._target(name, args, kwargs)
+        if isinstance(target, torch.Tensor):
+            target = "host" if self.is_host(target) else "device"
+        if target is None:
+            return "host" if self.is_host(self_tensor) else "device"
+        if target == "host":
+            if self._is_device(self_tensor):
+                self._sync("d2h", name)
+            return "host"
+        if self.is_host(self_tensor) and not non_blocking:
+            self._sync("h2d", name)
+        return "device"
+
+    def _count_factory(self, name, args, kwargs, self_tensor):
+        """``torch.tensor(data, ...)``, ``as_tensor``, ``from_numpy``, ..., ``new_tensor``."""
+        device_kwarg = kwargs.get("device")
+        data_on_device = name == "new_tensor" and self._is_device(self_tensor)
+        to_device = data_on_device or (device_kwarg is not None and device_kwarg not in TO_HOST_STRINGS)
+        data = args[1] if name == "new_tensor" else (args[0] if args else kwargs.get("data"))
+        from_data = not (isinstance(data, torch.Tensor) and self._is_device(data))
+        if isinstance(data, (list, tuple)):
+            for _ in (t for t in _tensors(data) if self._is_device(t)):
+                self._sync("read", name)  # each device value in the data is read on the host
+        if to_device and from_data:
+            self._sync("h2d", name)
+        return "device" if to_device or not from_data else "host"
+
+    def _count_indexing(self, name, args):
+        """``x[index]``, ``x[index] = value`` and ``index_put(_)``."""
+        target, index = args[0], args[1]
+        if name.startswith("index_put"):
+            index = tuple(index)
+        if self._is_device(target):
+            kind = self._index_kind(index)
+            if kind is not None:
+                self._sync(kind, name)
+            if name == "__setitem__" and self.is_host(args[2]) and args[2].dim() > 0:
+                self._sync("h2d", name)
+        elif name == "__setitem__" and self._is_device(args[2]) and args[2].dim() > 0:
+            self._mismatch(name)
+        elif self.is_host(target) and any(self._is_device(t) and t.dim() > 0 for t in _tensors(index)):
+            self._mismatch(name)
+        return "host" if self.is_host(target) else "device"
+
+    def _count_copy_into(self, name, args, kwargs):
+        """``dst.copy_(src)``."""
+        dst, src = args[0], args[1]
+        non_blocking = bool(kwargs.get("non_blocking", args[2] if len(args) > 2 else False))
+        if self._is_device(dst) and self.is_host(src) and src.dim() > 0 and not non_blocking:
+            self._sync("h2d", name)
+        if self.is_host(dst) and self._is_device(src):
+            self._sync("d2h", name)
+        return "host" if self.is_host(dst) else "device"
+
+    def _count_op(self, name, args, kwargs, inputs, device_inputs, self_tensor):
+        """Every other call: data-dependent shapes, host/device mixing, factories' devices."""
+        if name in SHAPE_DEPENDENT and device_inputs:
+            self._sync("shape", name)
+        elif name == "where" and len(args) + len(kwargs) == 1 and device_inputs:
+            self._sync("shape", name)
+        elif name == "repeat_interleave" and device_inputs:
+            repeats = args[1] if len(args) > 1 else kwargs.get("repeats")
+            if isinstance(repeats, torch.Tensor) and kwargs.get("output_size") is None:
+                if self._is_device(repeats) or len(args) == 1:
+                    self._sync("shape", name)
+        if device_inputs and any(t.dim() > 0 for t in inputs if self.is_host(t)):
+            self._mismatch(name)
+        device_kwarg = kwargs.get("device")
+        to_device = device_kwarg is not None and device_kwarg not in TO_HOST_STRINGS
+        if not inputs:  # a factory: where its device argument says
+            return "device" if to_device else "host"
+        if name.startswith("new_") and self_tensor is not None:
+            return "device" if (to_device or self._is_device(self_tensor)) else "host"
+        if device_kwarg is not None:
+            return "host" if device_kwarg in TO_HOST_STRINGS else "device"
+        return "host" if not device_inputs else "device"
+
+    def _record_result(self, name, result, residency, kwargs, inputs, device_inputs, self_tensor):
+        """Count the call as a device call, a view or a host call, and mark where its result lives."""
+        if residency == "device" or device_inputs:
             if _in_place(name) or "out" in kwargs or not _aliases(result, inputs):
                 self.device_calls[name] += 1
             else:
@@ -361,12 +401,12 @@ class HostSyncCounter(TorchFunctionMode):
             self.host_calls[name] += 1
         if "out" in kwargs or _in_place(name):
             return result  # the tensors keep their residency
-        if result is self_tensor and name in ("to", "cuda", "cpu") and self.is_host(result) != (result_residency == "host"):
+        if result is self_tensor and name in ("to", "cuda", "cpu") and self.is_host(result) != (residency == "host"):
             # On the CPU, .cpu() and .to(device) give back the tensor itself; on a GPU they give
             # a copy on the other side. A view stands for that copy, so that the tensor itself
             # keeps its residency.
             result = result.view_as(result)
-        if result_residency == "host":
+        if residency == "host":
             self._mark_host(result)
         else:
             self._unmark(result)
