@@ -15,13 +15,12 @@ from detectron2.engine import default_argument_parser
 
 import train_net
 from pose2seg_d2.config import add_pose2seg_config
+from pose2seg_d2.diagnostics import calibrate_frozen_batchnorm
 from pose2seg_d2.engine import Pose2SegTrainer
 
 from .fixtures import register_tiny_person_dataset, tiny_pose2seg_cfg, write_templates
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-from inference_bench.models import calibrate_frozen_batchnorm  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from detectron2.modeling import build_model
 
 import pose2seg_d2  # noqa: F401  (registers the models)
 from pose2seg_d2.config import add_pose2seg_config
+from pose2seg_d2.diagnostics import calibrate_frozen_batchnorm
 
 from .inputs import make_input
 from .package_root import ROOT
@@ -37,31 +38,6 @@ def build_cfg(name, device, opts=()):
         cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0
     cfg.merge_from_list(list(opts))
     return cfg
-
-
-def calibrate_frozen_batchnorm(model, inputs):
-    """
-    Random weights behind FrozenBatchNorm (whose statistics are 0 and 1 until pretrained
-    weights are loaded) let activations grow block after block, until Mask R-CNN's boxes
-    overflow and none survives. Set every FrozenBatchNorm's statistics to those of its input on
-    ``inputs`` (one forward pass of the backbone), as pretrained weights would roughly have them.
-    The amount of computation does not change.
-    """
-    from detectron2.layers import FrozenBatchNorm2d
-
-    def set_statistics(module, args):
-        x = args[0].detach()
-        module.running_mean.copy_(x.mean(dim=(0, 2, 3)))
-        module.running_var.copy_(x.var(dim=(0, 2, 3)))
-
-    handles = [m.register_forward_pre_hook(set_statistics) for m in model.modules() if isinstance(m, FrozenBatchNorm2d)]
-    try:
-        with torch.no_grad():
-            model.backbone(model.preprocess_image([inputs]).tensor)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return len(handles)
 
 
 def build(name, device, opts=(), seed=0, train=False):
