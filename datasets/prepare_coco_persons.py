@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """
-Build COCOPersons (SPEC §3) from COCO's person_keypoints_{train,val}2017.json and cluster
+Build COCOPersons (docs/method.md §3) from COCO's person_keypoints_{train,val}2017.json and cluster
 the pose templates of COCOPersons train, e.g.
 
     python datasets/prepare_coco_persons.py --coco-dir datasets/coco

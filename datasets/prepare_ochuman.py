@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """
 Convert the native OCHuman annotations (ochuman.json) to the COCO-style val and test files
-of the release (SPEC §3), e.g.
+of the release (docs/method.md §3), e.g.
 
     python datasets/prepare_ochuman.py datasets/ochuman/ochuman.json \\
         --output-dir datasets/ochuman/annotations

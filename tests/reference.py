@@ -1,7 +1,7 @@
 """
-Slow, per-person NumPy references written from SPEC §2 (one person and one template at a time,
-float64; limb boxes bounded as the release bounds them, issue 12). Tests compare the batched torch ops with them; benchmarks/bench_ops.py times them as
-the straightforward path.
+Slow, per-person NumPy references written from docs/method.md §2 (one person and one template
+at a time, float64; limb boxes bounded as the release bounds them). Tests compare the batched
+torch ops with them; benchmarks/bench_ops.py times them as the straightforward path.
 """
 import math
 
@@ -50,7 +50,7 @@ def ref_similarity(src, dst):
 
 def ref_fit_one(kpt, templates, src_size, dst_size, hard=True):
     """
-    One person against every template, as SPEC §2.3 words it. templates (T, 17, 3) with the
+    One person against every template, as docs/method.md §2.3 words it. templates (T, 17, 3) with the
     threshold already applied. Returns (matrix (3, 3), score, template_index) with the release
     fallback (index -1) when no template is accepted.
     """

@@ -1,4 +1,4 @@
-"""Pose templates by k-means over normalized poses (SPEC §2.2)."""
+"""Pose templates by k-means over normalized poses (docs/method.md §2.2)."""
 import importlib.util
 import json
 import os

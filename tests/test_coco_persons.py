@@ -1,4 +1,4 @@
-"""COCOPersons: the COCO persons with keypoints and a mask, not crowd (SPEC §3)."""
+"""COCOPersons: the COCO persons with keypoints and a mask, not crowd (docs/method.md §3)."""
 import json
 
 import pytest

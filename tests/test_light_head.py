@@ -42,7 +42,7 @@ def test_light_head_keeps_the_layout_at_4_to_8_times_fewer_macs():
     assert heads["light"].stem.kernel_size == heads["release"].stem.kernel_size == (7, 7)
     macs = {name: head_gmacs(h, 311, (64, 64)) for name, h in heads.items()}
     params = {name: sum(p.numel() for p in h.parameters()) for name, h in heads.items()}
-    assert 18.5 < macs["release"] < 19.5, macs  # SPEC §2.5: about 19.1 GMACs
+    assert 18.5 < macs["release"] < 19.5, macs  # docs/method.md §2.5: about 19.1 GMACs
     assert 4 <= macs["release"] / macs["light"] <= 8, macs
     assert params["light"] < params["release"] / 4, params
 

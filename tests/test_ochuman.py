@@ -1,4 +1,4 @@
-"""OCHuman native -> COCO-style conversion (SPEC §3), on a fixture in the native format."""
+"""OCHuman native -> COCO-style conversion (docs/method.md §3), on a fixture in the native format."""
 import copy
 import json
 import os

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """
-Cluster pose templates (SPEC §2.2) from a COCO-format keypoint JSON or a registered dataset
+Cluster pose templates (docs/method.md §2.2) from a COCO-format keypoint JSON or a registered dataset
 and write the templates JSON that ``PoseTemplates.load`` reads.
 
 Example (the shipped default templates):

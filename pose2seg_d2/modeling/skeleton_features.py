@@ -17,7 +17,7 @@ window keypoints into (N, num_channels, h, w). Chosen by cfg.MODEL.POSE2SEG.SKEL
 
 @POSE2SEG_SKELETON_REGISTRY.register()
 class SkeletonFeatures(nn.Module):
-    """17 part confidence maps + 38 part affinity field channels (SPEC §2.4)."""
+    """17 part confidence maps + 38 part affinity field channels (docs/method.md §2.4)."""
 
     num_channels = NUM_SKELETON_CHANNELS
 

@@ -1,5 +1,5 @@
 """
-Pose templates by k-means over normalized poses (SPEC §2.2).
+Pose templates by k-means over normalized poses (docs/method.md §2.2).
 
 Each pose (17 COCO keypoints) is normalized into the unit square: its box (the person's
 ``bbox`` by default, as the release does, or the labeled keypoints' box) is scaled by

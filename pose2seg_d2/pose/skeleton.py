@@ -1,4 +1,4 @@
-"""Skeleton features: part confidence maps and part affinity fields in the window (SPEC §2.4)."""
+"""Skeleton features: part confidence maps and part affinity fields in the window (docs/method.md §2.4)."""
 import torch
 
 from ..utils import device_constant
