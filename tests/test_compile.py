@@ -18,7 +18,7 @@ def stage_inputs(model, batch):
     """The arguments the model's inference gives its two compiled stages."""
     images = model.preprocess_image(batch)
     features = model.backbone(images.tensor)[model.in_feature]
-    sources = model.keypoint_source(batch, images)
+    sources = model.keypoint_source(batch, images.image_sizes, model.device)
     sizes = [(x["height"], x["width"]) for x in batch]
     persons = model._persons([k for k, _ in sources], [s for _, s in sources], images.image_sizes, sizes)
     window = (model, features, persons.keypoints, persons.batch_index, persons.feature_sizes)

@@ -8,6 +8,7 @@ from detectron2.config import configurable
 from detectron2.data import DatasetMapper
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
+from detectron2.structures import Keypoints
 
 from ..pose.keypoints import NUM_KEYPOINTS
 from .coco_format import decode_segmentation
@@ -125,7 +126,9 @@ class Pose2SegDatasetMapper(ValidatingDatasetMapper):
     :class:`ValidatingDatasetMapper` with keypoints always on and, unlike Detectron2's
     mapper, annotations kept at test time: Pose2Seg takes its persons from
     ``instances.gt_keypoints`` when MODEL.POSE2SEG.KEYPOINT_SOURCE is "gt". Masks are mapped
-    in training only.
+    in training only. An image without persons (no annotations, or only crowd regions) gets
+    instances with an empty (0, K, 3) ``gt_keypoints``, which Detectron2 leaves out when there
+    are no annotations: "no persons" is then told apart from "not mapped with keypoints".
     """
 
     keep_annotations = True
@@ -145,6 +148,13 @@ class Pose2SegDatasetMapper(ValidatingDatasetMapper):
         return ret
 
     def map(self, dataset_dict):
+        mapped = self._map_image(dataset_dict)
+        instances = mapped.get("instances")
+        if instances is not None and len(instances) == 0 and not instances.has("gt_keypoints"):
+            instances.gt_keypoints = Keypoints(torch.zeros(0, self._num_keypoints(), 3))
+        return mapped
+
+    def _map_image(self, dataset_dict):
         if self.is_train:
             return super().map(dataset_dict)
         dataset_dict = copy.deepcopy(dataset_dict)

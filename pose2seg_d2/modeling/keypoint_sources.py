@@ -1,14 +1,16 @@
 """
 Keypoint sources: where Pose2Seg gets each person's skeleton at inference.
 
-A source is called with the model's ``batched_inputs`` and their preprocessed ``ImageList``
-and returns, per image, ``(keypoints, person_scores)``: keypoints (N, 17, 3) float32 of
+A source is called with the model's ``batched_inputs``, the (height, width) of each input
+image as the model sees it (``image_sizes``) and the model's device, and returns, per image,
+``(keypoints, person_scores)``: keypoints (N, 17, 3) float32 of
 (x, y, v) in the *input image's* continuous coordinates (Detectron2's convention: pixel
 (i, j) spans [i, i + 1]; the input image is ``batched_inputs[i]["image"]``, already resized
 by the mapper) with v > 0 meaning labeled, and person_scores (N,) float32. They may be on the
 host or on the model's device: the model copies host tensors to the device itself, all images
 at once (sources that read their persons from the inputs or from a file keep them on the host,
-so that the number of persons per image is known there without a device round trip).
+so that the number of persons per image is known there without a device round trip). An
+image without persons gives (0, 17, 3) keypoints and (0,) scores.
 
 Predicted keypoints come with a confidence per keypoint instead of a visibility; they are
 mapped to (x, y, 2) when the confidence is at least KEYPOINT_CONFIDENCE_THRESHOLD and to
@@ -27,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from detectron2.utils.registry import Registry
 
+from ..data.validation import is_number
 from ..pose.keypoints import NUM_KEYPOINTS
 
 __all__ = [
@@ -45,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 KEYPOINT_SOURCE_REGISTRY = Registry("POSE2SEG_KEYPOINT_SOURCE")
 KEYPOINT_SOURCE_REGISTRY.__doc__ = """
-Registry for keypoint sources, called with (cfg, model); chosen by
+Registry for keypoint sources, called with (cfg); chosen by
 cfg.MODEL.POSE2SEG.KEYPOINT_SOURCE ("gt", "json" and "model" are short names of
 GTKeypointSource, JSONKeypointSource and ModelKeypointSource).
 """
@@ -94,21 +97,25 @@ def _filter_options(cfg):
     }
 
 
-def _input_from_original_scale(x, images, i):
-    """(sx, sy) from the original image (``width`` x ``height`` of the input dict) to input ``i``."""
-    h, w = images.image_sizes[i]
+def _input_from_original_scale(x, image_size):
+    """(sx, sy) from the original image (``width`` x ``height`` of the input dict) to the input
+    image of (height, width) ``image_size``."""
+    h, w = image_size
     return w / x.get("width", w), h / x.get("height", h)
 
 
 @KEYPOINT_SOURCE_REGISTRY.register()
 class GTKeypointSource:
     """Ground-truth keypoints: ``instances.gt_keypoints`` of each input, where the inputs hold
-    them (on the host, as a data loader gives them); every person scores 1."""
+    them (on the host, as a data loader gives them); every person scores 1. An image without
+    persons has an empty (0, 17, 3) ``gt_keypoints`` (:class:`Pose2SegDatasetMapper` gives it
+    for an image with no annotations or only crowd regions) and gets no persons; an input
+    without ``instances.gt_keypoints`` was not mapped with keypoints, an error."""
 
-    def __init__(self, cfg=None, model=None):
+    def __init__(self, cfg=None):
         pass
 
-    def __call__(self, batched_inputs, images):
+    def __call__(self, batched_inputs, image_sizes, device):
         out = []
         for i, x in enumerate(batched_inputs):
             instances = x.get("instances")
@@ -124,10 +131,6 @@ class GTKeypointSource:
 
 
 # ---------------------------------------------------------------------------- json
-def _is_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def load_keypoint_results(path, num_keypoints=NUM_KEYPOINTS):
     """
     Read a COCO keypoint results file: a JSON list of ``{"image_id", "category_id",
@@ -183,10 +186,10 @@ def load_keypoint_results(path, num_keypoints=NUM_KEYPOINTS):
         if not isinstance(values, list) or len(values) != 3 * num_keypoints:
             got = f"{len(values)} values" if isinstance(values, list) else type(values).__name__
             fail(index, entry, "keypoints", f"expected {3 * num_keypoints} numbers ({num_keypoints} x (x, y, score)), got {got}")
-        if not all(_is_number(v) or v is None for v in values):
+        if not all(is_number(v) or v is None for v in values):
             fail(index, entry, "keypoints", "expected numbers")
         score = entry.get("score", 1.0)
-        if not _is_number(score) or not math.isfinite(score):
+        if not is_number(score) or not math.isfinite(score):
             fail(index, entry, "score", f"expected a finite number, got {score!r}")
         keypoints = np.array([math.nan if v is None else v for v in values], np.float32).reshape(num_keypoints, 3)
         keypoints[:, :2] += 0.5
@@ -225,7 +228,7 @@ class JSONKeypointSource:
     ``width`` of the input dict) and are scaled to the resized input image.
     """
 
-    def __init__(self, cfg, model=None):
+    def __init__(self, cfg):
         self.path = cfg.MODEL.POSE2SEG.KEYPOINTS_FILE
         if not self.path:
             raise KeypointsFileError("MODEL.POSE2SEG.KEYPOINT_SOURCE is 'json' but MODEL.POSE2SEG.KEYPOINTS_FILE is empty")
@@ -249,7 +252,7 @@ class JSONKeypointSource:
                 return self.results[key]
         return None
 
-    def __call__(self, batched_inputs, images):
+    def __call__(self, batched_inputs, image_sizes, device):
         # on the host: the file's persons are there, and which of them pass the filters is
         # known there without a device round trip
         out = []
@@ -260,7 +263,7 @@ class JSONKeypointSource:
                 continue
             keypoints = torch.from_numpy(found[0]).clone()
             scores = torch.from_numpy(found[1])
-            sx, sy = _input_from_original_scale(x, images, i)
+            sx, sy = _input_from_original_scale(x, image_sizes[i])
             keypoints[..., 0] *= sx
             keypoints[..., 1] *= sy
             keypoints, scores, _ = confident_persons(keypoints, scores, **self.filter)
@@ -281,7 +284,7 @@ class ModelKeypointSource:
     not hold it, and it is always in eval mode.
     """
 
-    def __init__(self, cfg, model=None):
+    def __init__(self, cfg):
         from detectron2.checkpoint import DetectionCheckpointer
         from detectron2.modeling import build_model
 
@@ -328,11 +331,9 @@ class ModelKeypointSource:
         return F.interpolate(image[None], (new_h, new_w), mode="bilinear", align_corners=False, antialias=True)[0]
 
     @torch.no_grad()
-    def __call__(self, batched_inputs, images):
-        device = images.tensor.device
+    def __call__(self, batched_inputs, image_sizes, device):
         inputs = []
-        for i, x in enumerate(batched_inputs):
-            h, w = images.image_sizes[i]
+        for x, (h, w) in zip(batched_inputs, image_sizes):
             inputs.append({"image": self._model_input(x["image"]), "height": h, "width": w})
         out = []
         for result in self.model(inputs):
@@ -344,6 +345,6 @@ class ModelKeypointSource:
         return out
 
 
-def build_keypoint_source(cfg, model=None):
+def build_keypoint_source(cfg):
     name = cfg.MODEL.POSE2SEG.KEYPOINT_SOURCE
-    return KEYPOINT_SOURCE_REGISTRY.get(_ALIASES.get(name, name))(cfg, model)
+    return KEYPOINT_SOURCE_REGISTRY.get(_ALIASES.get(name, name))(cfg)

@@ -175,7 +175,7 @@ class KeypointsOnlyMasks(nn.Module):
         if self.training:
             raise RuntimeError("KeypointsOnlyMasks has nothing to learn: evaluate it (train_net.py --eval-only)")
         sizes = [tuple(x["image"].shape[-2:]) for x in batched_inputs]
-        sources = self.keypoint_source(batched_inputs, _InputSizes(sizes, self.device))
+        sources = self.keypoint_source(batched_inputs, sizes, self.device)
         results = []
         for x, (h, w), (keypoints, scores) in zip(batched_inputs, sizes, sources):
             out_h, out_w = x.get("height", h), x.get("width", w)
@@ -191,11 +191,3 @@ class KeypointsOnlyMasks(nn.Module):
             result.pred_keypoints = keypoints
             results.append({"instances": result})
         return results
-
-
-class _InputSizes:
-    """What a keypoint source reads of Pose2Seg's ImageList: the input sizes and the device."""
-
-    def __init__(self, image_sizes, device):
-        self.image_sizes = image_sizes
-        self.tensor = torch.empty(0, device=device)

@@ -436,7 +436,7 @@ class Pose2Seg(nn.Module):
         images = self.preprocess_image(batched_inputs)
         with self._autocast():
             features = self.backbone(images.tensor)[self.in_feature]
-        sources = self.keypoint_source(batched_inputs, images)
+        sources = self.keypoint_source(batched_inputs, images.image_sizes, self.device)
         output_sizes = [
             (x.get("height", h), x.get("width", w)) if do_postprocess else (h, w)
             for x, (h, w) in zip(batched_inputs, images.image_sizes)
