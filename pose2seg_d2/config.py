@@ -83,6 +83,11 @@ def add_pose2seg_config(cfg):
     _C.MODEL.POSE2SEG.HEAD = "SegModule"
     # At most this many persons (sampled at random) are segmented per training batch.
     _C.MODEL.POSE2SEG.MAX_INSTANCES_PER_BATCH = 8
+    # Inference: the head and the warp-back of the masks take this many persons at a time (0:
+    # all at once), so that a crowd's memory stays bounded; the masks are the same either way.
+    # The release-width head holds about 45 MiB a person at 800 px (measured on the CPU,
+    # benchmarks/bench_crowd.py): 64 a chunk is about 3 GiB, safe on a 24 GB GPU.
+    _C.MODEL.POSE2SEG.TEST_PERSONS_PER_CHUNK = 64
     # Inference: a pixel belongs to the person where the warped-back probability is >= this
     # (in (0, 1]).
     _C.MODEL.POSE2SEG.MASK_THRESHOLD = 0.5

@@ -298,7 +298,9 @@ def _check_per_image(windows, image_sizes, counts, threshold):
         )
 
 
-def paste_masks_in_crops(windows, window_from_image, footprints, image_sizes, counts, crops, threshold):
+def paste_masks_in_crops(
+    windows, window_from_image, footprints, image_sizes, counts, crops, threshold, windows_per_chunk=0
+):
     """
     The warp-back of :func:`paste_masks_per_image` once the host knows the crops' sizes.
 
@@ -307,6 +309,9 @@ def paste_masks_in_crops(windows, window_from_image, footprints, image_sizes, co
             :func:`paste_masks_per_image`.
         footprints: from :func:`paste_plan`.
         crops (list[tuple[int, int]]): each image's crop size (:func:`read_crop_sizes`).
+        windows_per_chunk (int): an image's windows are sampled and pasted this many at a time
+            (0: all at once), so that one chunk's crops and sampling grids are held at a time;
+            the masks are the same.
 
     Returns:
         list[tuple]: per image, ``masks`` (n, H, W) bool and ``boxes`` (n, 4) float32.
@@ -321,7 +326,16 @@ def paste_masks_in_crops(windows, window_from_image, footprints, image_sizes, co
         if count == 0:
             out.append((torch.zeros(0, *size, dtype=torch.bool, device=device), torch.zeros(0, 4, device=device)))
             continue
-        out.append(
-            paste_image_masks(windows[members], window_from_image[members], size, threshold, crop, footprints[members])
-        )
+        if not 0 < windows_per_chunk < count:
+            out.append(
+                paste_image_masks(windows[members], window_from_image[members], size, threshold, crop, footprints[members])
+            )
+            continue
+        masks = torch.empty((count, *size), dtype=torch.bool, device=device)
+        boxes = torch.empty((count, 4), device=device)
+        for low in range(0, count, windows_per_chunk):
+            chunk = slice(members.start + low, members.start + min(low + windows_per_chunk, count))
+            pasted = paste_image_masks(windows[chunk], window_from_image[chunk], size, threshold, crop, footprints[chunk])
+            masks[low : low + windows_per_chunk], boxes[low : low + windows_per_chunk] = pasted
+        out.append((masks, boxes))
     return out

@@ -116,6 +116,7 @@ class Pose2Seg(nn.Module):
         channels_last=False,
         autocast="",
         compile_mode="",
+        test_persons_per_chunk=64,
     ):
         """
         Args:
@@ -141,6 +142,8 @@ class Pose2Seg(nn.Module):
                 geometry before and after the head runs through ``torch.compile``
                 (:meth:`_window_inputs`, :meth:`_rank_and_plan`; the warp-back of the masks
                 into the images stays eager).
+            test_persons_per_chunk (int): at inference, the head and the warp-back take this
+                many persons at a time (0: all at once), so that a crowd's memory stays bounded.
         """
         super().__init__()
         self.backbone = backbone
@@ -164,6 +167,9 @@ class Pose2Seg(nn.Module):
         self.autocast_dtype = AUTOCAST_DTYPES[autocast]
         self.channels_last = bool(channels_last)
         self.compile_mode = check_compile_mode(compile_mode)
+        if test_persons_per_chunk < 0:
+            raise ValueError(f"MODEL.POSE2SEG.TEST_PERSONS_PER_CHUNK must be >= 0, got {test_persons_per_chunk}")
+        self.test_persons_per_chunk = int(test_persons_per_chunk)
         if self.channels_last:
             # weights in the activations' layout: no per-call weight conversion in the convs
             self.backbone.to(memory_format=torch.channels_last)
@@ -203,6 +209,7 @@ class Pose2Seg(nn.Module):
             "channels_last": p.CHANNELS_LAST,
             "autocast": p.AUTOCAST,
             "compile_mode": p.COMPILE,
+            "test_persons_per_chunk": p.TEST_PERSONS_PER_CHUNK,
         }
 
     @property
@@ -282,6 +289,18 @@ class Pose2Seg(nn.Module):
         with self._autocast():
             logits = self.head(inputs)
         return logits, window_from_input
+
+    def _chunked_window_logits(self, features, keypoints, batch_index, feature_sizes):
+        """:meth:`_window_logits` of TEST_PERSONS_PER_CHUNK persons at a time (N > 0): the
+        head's activations are held for one chunk; its (N, C, h, w) logits are kept for all."""
+        size = self.test_persons_per_chunk or len(keypoints)
+        chunks = [
+            self._window_logits(features, keypoints[c], batch_index[c], feature_sizes[c])
+            for c in (slice(start, start + size) for start in range(0, len(keypoints), size))
+        ]
+        if len(chunks) == 1:
+            return chunks[0]
+        return tuple(torch.cat(parts) for parts in zip(*chunks))
 
     def _window_inputs(self, features, keypoints, batch_index, feature_sizes):
         """
@@ -444,7 +463,7 @@ class Pose2Seg(nn.Module):
         persons = self._persons([k for k, _ in sources], [s for _, s in sources], images.image_sizes, output_sizes)
         num = len(persons.keypoints)
         if num:
-            logits, window_from_input = self._window_logits(
+            logits, window_from_input = self._chunked_window_logits(
                 features, persons.keypoints, persons.batch_index, persons.feature_sizes
             )
             rank_and_plan = self._compiled(type(self)._rank_and_plan)
@@ -456,7 +475,7 @@ class Pose2Seg(nn.Module):
             # eager: compiled, the crops' sampling and scatter ran 1.3-2x slower on the CPU
             pasted = paste_masks_in_crops(
                 probabilities, window_from_output, footprints, output_sizes, persons.counts, crops,
-                self.mask_threshold,
+                self.mask_threshold, self.test_persons_per_chunk,
             )  # fmt: skip
         else:
             scores, keypoints = persons.scores, persons.keypoints  # empty
