@@ -326,16 +326,18 @@ def paste_masks_in_crops(
         if count == 0:
             out.append((torch.zeros(0, *size, dtype=torch.bool, device=device), torch.zeros(0, 4, device=device)))
             continue
-        if not 0 < windows_per_chunk < count:
+        step = windows_per_chunk or count
+        if count <= step:
             out.append(
                 paste_image_masks(windows[members], window_from_image[members], size, threshold, crop, footprints[members])
             )
             continue
         masks = torch.empty((count, *size), dtype=torch.bool, device=device)
         boxes = torch.empty((count, 4), device=device)
-        for low in range(0, count, windows_per_chunk):
-            chunk = slice(members.start + low, members.start + min(low + windows_per_chunk, count))
-            pasted = paste_image_masks(windows[chunk], window_from_image[chunk], size, threshold, crop, footprints[chunk])
-            masks[low : low + windows_per_chunk], boxes[low : low + windows_per_chunk] = pasted
+        for low in range(0, count, step):
+            chunk = slice(members.start + low, members.start + min(low + step, count))
+            masks[low : low + step], boxes[low : low + step] = paste_image_masks(
+                windows[chunk], window_from_image[chunk], size, threshold, crop, footprints[chunk]
+            )
         out.append((masks, boxes))
     return out
