@@ -116,7 +116,7 @@ class Pose2Seg(nn.Module):
         channels_last=False,
         autocast="",
         compile_mode="",
-        test_persons_per_chunk=64,
+        test_persons_per_chunk=32,
     ):
         """
         Args:
@@ -445,7 +445,8 @@ class Pose2Seg(nn.Module):
             :meth:`PoseTemplates.fit`), so the outputs are finite for any keypoints. All
             tensors are on the model's device.
 
-        All persons of the batch are processed together, as tensors on the device; the outputs
+        All persons of the batch are processed together, as tensors on the device (the head and
+        the warp-back TEST_PERSONS_PER_CHUNK at a time; the ranking over all); the outputs
         are split per image at the end, by the numbers of persons the host knows from the
         keypoint source. The host reads one thing from the device (the crops' sizes for the
         warp-back, :func:`read_crop_sizes`) whatever the number of persons and images,
