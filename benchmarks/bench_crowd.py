@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """
-Pose2Seg in a crowd: time and peak memory of one inference against the number of persons, with
-the persons taken through the head and the warp-back in chunks (MODEL.POSE2SEG.TEST_PERSONS_PER_CHUNK)
-and all at once (0).
+Pose2Seg in a crowd: time and peak memory of one inference against the number of persons,
+with the persons taken through the head and the warp-back in chunks
+(MODEL.POSE2SEG.TEST_PERSONS_PER_CHUNK) and all at once (0).
 
     python benchmarks/bench_crowd.py [--persons 1 25 100 200] [--chunk N] [--size 800]
         [--threads 1] [--output results.json]
@@ -10,7 +10,8 @@ and all at once (0).
 Model: ``configs/pose2seg_R_50_FPN_coco_persons.yaml`` (R50-FPN, the release-width SegModule),
 random weights with calibrated FrozenBatchNorm statistics, on the CPU; one noise image of
 shortest side ``--size`` (800x1067) with N persons given as ``instances.gt_keypoints``, made as
-``bench_inference.py`` makes them (its ``build`` and ``make_input``).
+``bench_inference.py`` makes them (``inference_bench.models.build`` and
+``inference_bench.inputs.make_input``).
 
 Each (persons, chunk) setting runs in a fresh process: the model is built, its resident set
 read (the baseline), then one inference is timed; ``peak MiB`` is the resident set's high-water
@@ -32,10 +33,11 @@ import time
 
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import bench_inference as bench  # noqa: E402  (imports the package of this checkout)
+from inference_bench import ROOT  # noqa: E402,F401  (first: puts this checkout's package on sys.path)
+from inference_bench.inputs import image_size, make_input  # noqa: E402
+from inference_bench.models import build, build_cfg  # noqa: E402
 
 MODEL = "pose2seg"
 CHUNK_OPTION = "MODEL.POSE2SEG.TEST_PERSONS_PER_CHUNK"
@@ -64,8 +66,8 @@ def _resident_mib():
 def probe(spec):
     """In a fresh process: build, one inference (and one more for small crowds); the figures."""
     torch.set_num_threads(spec["threads"])
-    model = bench.build(MODEL, "cpu", [CHUNK_OPTION, spec["chunk"]])
-    inputs = bench.make_input(spec["size"], spec["persons"], seed=spec["seed"])
+    model = build(MODEL, "cpu", [CHUNK_OPTION, spec["chunk"]])
+    inputs = make_input(spec["size"], spec["persons"], seed=spec["seed"])
     baseline, high_water = _resident_mib()
     times = []
     with torch.no_grad():
@@ -139,7 +141,7 @@ def main(argv=None):
         print(json.dumps(probe(json.loads(args.probe))))
         return 0
     if args.chunk is None:
-        args.chunk = bench.build_cfg(MODEL, "cpu").MODEL.POSE2SEG.TEST_PERSONS_PER_CHUNK
+        args.chunk = build_cfg(MODEL, "cpu").MODEL.POSE2SEG.TEST_PERSONS_PER_CHUNK
     chunks = [args.chunk, 0]
     records = []
     # all at once last: the largest crowd at once needs the most memory
@@ -150,7 +152,7 @@ def main(argv=None):
             print(f"{n:4d} persons, {label(chunk)}: {r['seconds']:.1f} s, peak {r['peak_mib']:,.0f} MiB", flush=True)
     print(
         f"\n{datetime.date.today()}, {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{args.threads} thread(s), image {bench.image_size(args.size)}\n"
+        f"{args.threads} thread(s), image {image_size(args.size)}\n"
     )
     print(table(records, args.persons, chunks))
     if args.output:
