@@ -11,10 +11,10 @@ def add_pose2seg_config(cfg):
     # "pose2seg_d2://NAME" = a file shipped in pose2seg_d2/assets/, e.g.
     # "pose2seg_d2://templates_coco_release.json", the release's 3 COCO templates.
     _C.MODEL.POSE2SEG.TEMPLATES_FILE = ""
-    # How every template's mirrored copy is made: "release" swaps the left and right keypoint
-    # rows and keeps x (the release: the same pose seen from behind); "geometric" also takes
-    # x to 1 - x (the pose's mirror image).
-    _C.MODEL.POSE2SEG.TEMPLATE_MIRROR = "release"
+    # How every template's mirrored copy is made: "swap_rows" swaps the left and right keypoint
+    # rows and keeps x (the release's: the same pose seen from behind); "geometric" also takes
+    # x to 1 - x (the pose's mirror image). "release" is accepted as an alias of "swap_rows".
+    _C.MODEL.POSE2SEG.TEMPLATE_MIRROR = "swap_rows"
     # Backbone feature the windows are sampled from (FPN "p2": stride 4, as in the paper).
     _C.MODEL.POSE2SEG.IN_FEATURE = "p2"
     # Aligned window (height, width) on the feature map.
@@ -56,10 +56,17 @@ def add_pose2seg_config(cfg):
     _C.MODEL.POSE2SEG.ALIGNER = "PoseAffineAligner"
     # Affine-Align: a template must cover every keypoint the person shows (the "hard" rule).
     _C.MODEL.POSE2SEG.HARD_RULE = True
-    # Affine-Align, persons no template fits: "release" squeezes the whole feature map into the
-    # window (the original release); "keypoint_box" fits the enlarged keypoints' box.
-    _C.MODEL.POSE2SEG.FALLBACK = "release"
-    # KeypointBoxAligner: the labeled keypoints' box is grown by this factor about its center.
+    # Affine-Align, persons no template fits: "whole_map" squeezes the whole feature map into the
+    # window, aspect kept (the release's fallback); "keypoint_box" fits the labeled keypoints'
+    # box, grown by FALLBACK_BOX_ENLARGE, each side at least 1/8 of the feature map's longer
+    # side, aspect kept. "release" is accepted as an alias of "whole_map".
+    _C.MODEL.POSE2SEG.FALLBACK = "whole_map"
+    # FALLBACK "keypoint_box": the labeled keypoints' box is grown by this factor about its
+    # center.
+    _C.MODEL.POSE2SEG.FALLBACK_BOX_ENLARGE = 1.25
+    # ALIGNER "KeypointBoxAligner" only: the labeled keypoints' box is grown by this factor about
+    # its center, each side at least 1/8 of the feature map's longer side, then stretched to the
+    # window.
     _C.MODEL.POSE2SEG.BOX_ENLARGE = 1.2
     # Training augmentation of every window, on top of the chosen transform: rotation (degrees),
     # scale factor and shift (fraction of the window side), each uniform in its range.

@@ -21,7 +21,7 @@ def stage_inputs(model, batch):
     sources = model.keypoint_source(batch, images.image_sizes, model.device)
     sizes = [(x["height"], x["width"]) for x in batch]
     persons = model._persons([k for k, _ in sources], [s for _, s in sources], images.image_sizes, sizes)
-    window = (model, features, persons.keypoints, persons.batch_index, persons.feature_sizes)
+    window = (model, features, persons.keypoints, persons.batch_index, persons.feature_from_input, persons.feature_sizes)
     inputs, window_from_input = type(model)._window_inputs(*window)
     rank = (model, model.head(inputs), persons.scores, persons.keypoints, persons.batch_index,
             persons.input_sizes, persons.output_sizes, window_from_input, len(batch))  # fmt: skip
@@ -64,7 +64,7 @@ def test_release_window_inputs_trace_into_one_graph():
     from detectron2.modeling import build_model
 
     from pose2seg_d2.config import load_config
-    from pose2seg_d2.modeling import ReleasePose2Seg
+    from pose2seg_d2.release import ReleasePose2Seg
 
     from .test_release import RELEASE_CONFIG
 

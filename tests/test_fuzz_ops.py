@@ -85,7 +85,7 @@ def test_fit_never_fails_and_falls_back_as_documented(keypoints, src_size, dst_s
     # the documented fallback, exactly; persons with nothing labeled get the release's
     sizes = torch.tensor(src_size, dtype=torch.float64).expand(n, 2)
     release = resize_padding_matrices(sizes, dst_size).float()
-    expected = release if fallback == "release" else keypoint_box_matrices(kpt, sizes, dst_size).float()
+    expected = release if fallback == "whole_map" else keypoint_box_matrices(kpt, sizes, dst_size).float()
     assert torch.equal(fit.matrices[fell_back], expected[fell_back])
     nothing = ~labeled.any(1)
     assert torch.equal(fit.matrices[nothing], release[nothing])

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from pose2seg_d2.layers import warp_windows_to_image
@@ -33,7 +34,7 @@ def test_window_covering_the_whole_image_and_singular_matrix():
 def test_paste_masks_equal_the_thresholded_warp_and_their_boxes():
     from detectron2.structures import BitMasks
 
-    from pose2seg_d2.layers import paste_masks, paste_masks_per_image
+    from pose2seg_d2.layers import paste_masks, paste_masks_in_crops, paste_plan, read_crop_sizes
 
     rng = np.random.default_rng(1)
     windows = torch.from_numpy(rng.uniform(0, 1, (7, 12, 10))).float()
@@ -46,13 +47,20 @@ def test_paste_masks_equal_the_thresholded_warp_and_their_boxes():
         assert masks.dtype == torch.bool and torch.equal(masks, expected)
         assert expected[:6].any() and not expected[6].any()
         assert torch.equal(boxes, BitMasks(expected).get_bounding_boxes().tensor)
-    # several images at once: the same as one call per image
+    # several images at once, as the model's inference pastes them: the same as one call per image
     sizes, counts = [(40, 56), (30, 20), (33, 21)], [4, 0, 3]
-    per_image = paste_masks_per_image(windows, window_from_image, sizes, counts, 0.5)
+    repeats = torch.tensor(counts)
+    batch_index = torch.arange(len(counts)).repeat_interleave(repeats)
+    window_sizes = torch.tensor(sizes).repeat_interleave(repeats, dim=0)
+    footprints, extents = paste_plan(window_from_image, (12, 10), window_sizes, batch_index, len(counts))
+    crops = read_crop_sizes(extents)
+    per_image = paste_masks_in_crops(windows, window_from_image, footprints, sizes, counts, crops, 0.5)
     assert [m.shape for m, _ in per_image] == [(4, 40, 56), (0, 30, 20), (3, 33, 21)]
     for (masks, boxes), size, members in zip(per_image, sizes, (slice(0, 4), slice(4, 4), slice(4, 7))):
         ours = paste_masks(windows[members], window_from_image[members], size, 0.5)
         assert torch.equal(masks, ours[0]) and torch.equal(boxes, ours[1])
+    with pytest.raises(ValueError, match="counts"):
+        paste_masks_in_crops(windows, window_from_image, footprints, sizes, [4, 0, 2], crops, 0.5)
 
 
 def test_boxes_from_masks_equal_detectron2s():

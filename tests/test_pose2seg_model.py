@@ -12,7 +12,8 @@ from detectron2.structures import Instances, Keypoints
 
 from pose2seg_d2.config import add_pose2seg_config
 from pose2seg_d2.layers import affine_align
-from pose2seg_d2.modeling import Pose2Seg, keypoint_box_roi_matrices
+from pose2seg_d2.modeling import Pose2Seg
+from pose2seg_d2.pose import keypoint_box_roi_matrices
 
 from .fixtures import STANDING, tiny_pose2seg_cfg, write_templates
 
@@ -90,7 +91,7 @@ def test_batch_mixing_empty_and_full_images(model):
     np.testing.assert_allclose(inst.pred_keypoints[0, :, :2].numpy(), standing_person(20, 10, 70)[:, :2] * 2, rtol=1e-5)
 
 
-def test_person_no_template_fits_uses_the_release_fallback(model):
+def test_person_no_template_fits_uses_the_whole_map_fallback(model):
     kpt = np.zeros((1, 17, 3))
     kpt[0, 0] = [40, 20, 2]
     kpt[0, 15] = [42, 80, 2]  # two keypoints: no fit
@@ -100,7 +101,7 @@ def test_person_no_template_fits_uses_the_release_fallback(model):
         (out,) = model([make_input(kpt)])
     masks = out["instances"].pred_masks
     assert masks.shape == (1, 192, 256)
-    # the release fallback squeezes the whole image into the window: the footprint is the image
+    # the whole_map fallback squeezes the whole image into the window: the footprint is the image
     assert masks.float().mean() > 0.97
 
 

@@ -18,7 +18,7 @@ SRC = (480, 640)
 DST = (64, 64)
 
 
-def make_templates(rng, k=3, absent=(), mirror="release"):
+def make_templates(rng, k=3, absent=(), mirror="swap_rows"):
     """k random asymmetric poses in the unit square; `absent`: (template, keypoint) pairs whose
     v falls under the threshold."""
     t = np.zeros((k, 17, 3))
@@ -56,11 +56,11 @@ def test_exact_pose_is_recovered_with_score_one():
         np.testing.assert_allclose(fit.matrices[0].numpy(), expected, rtol=1e-4, atol=1e-4)
 
 
-def test_release_mirror_swaps_left_and_right_and_keeps_x():
+def test_swap_rows_mirror_swaps_left_and_right_and_keeps_x():
     rng = np.random.default_rng(1)
     templates = make_templates(rng)
     k = templates.num_clusters
-    assert len(templates) == 2 * k and templates.mirror == "release"
+    assert len(templates) == 2 * k and templates.mirror == "swap_rows"
     perm = flip_permutation()
     for t in range(k):
         original, mirrored = templates.templates[t], templates.templates[k + t]
@@ -113,10 +113,10 @@ def test_fewer_than_three_shared_points_fall_back(num_labeled):
     kpt = np.zeros((1, 17, 3))
     for i in range(num_labeled):
         kpt[0, i] = [100 + 10 * i, 200 + 5 * i, 2]
-    for fallback in ("release", "keypoint_box"):
+    for fallback in ("whole_map", "keypoint_box"):
         fit = templates.fit(kpt, SRC, DST, fallback=fallback)
         assert fit.template_index.item() == -1 and fit.scores.item() == 0.0
-    release = templates.fit(kpt, SRC, DST, fallback="release").matrices[0]
+    release = templates.fit(kpt, SRC, DST, fallback="whole_map").matrices[0]
     np.testing.assert_allclose(release.numpy(), resize_padding_matrix(SRC, DST).numpy(), rtol=1e-6)
     np.testing.assert_allclose(release.numpy()[0], [0.1, 0.0, 0.0], atol=1e-6)
     np.testing.assert_allclose(release.numpy()[1], [0.0, 0.1, 8.0], atol=1e-6)
@@ -133,7 +133,49 @@ def test_keypoint_box_fallback_centers_and_enlarges_the_person():
     np.testing.assert_allclose(center[:2], [32, 32], atol=1e-4)
     # box height 160 enlarged 1.25 -> 200 px fill the 64-pixel window
     assert m[0, 0] == pytest.approx(64 / 200, rel=1e-5)
-    assert m[0, 0] > 0.1  # larger than the release fallback
+    assert m[0, 0] > 0.1  # larger than the whole_map fallback
+    # the enlargement is fallback_enlarge (MODEL.POSE2SEG.FALLBACK_BOX_ENLARGE)
+    wider = templates.fit(kpt, SRC, DST, fallback="keypoint_box", fallback_enlarge=2.0).matrices[0]
+    assert wider[0, 0].item() == pytest.approx(64 / 320, rel=1e-5)
+
+
+def test_release_is_an_alias_of_the_whole_map_fallback_and_the_swap_rows_mirror():
+    rng = np.random.default_rng(4)
+    templates = make_templates(rng)
+    aliased = make_templates(np.random.default_rng(4), mirror="release")
+    assert aliased.mirror == "swap_rows" and torch.equal(aliased.templates, templates.templates)
+    assert not torch.equal(make_templates(np.random.default_rng(4), mirror="geometric").templates, templates.templates)
+    kpt = np.zeros((2, 17, 3))
+    kpt[0, 0], kpt[0, 16] = [300, 100, 2], [340, 260, 1]  # no fit: the fallback
+    kpt[1] = random_people(rng, templates, 2)[1]
+    whole_map = templates.fit(kpt, SRC, DST, fallback="whole_map")
+    assert whole_map.template_index[0].item() == -1
+    assert torch.equal(templates.fit(kpt, SRC, DST, fallback="release").matrices, whole_map.matrices)
+    assert torch.equal(templates.fit(kpt, SRC, DST).matrices, whole_map.matrices)  # the default
+    assert not torch.equal(templates.fit(kpt, SRC, DST, fallback="keypoint_box").matrices[0], whole_map.matrices[0])
+    with pytest.raises(ValueError, match="fallback must be one of"):
+        templates.fit(kpt, SRC, DST, fallback="box")
+
+
+def test_config_keys_reach_the_aligner_and_release_values_still_work():
+    from detectron2.config import get_cfg
+
+    from pose2seg_d2.config import add_pose2seg_config
+    from pose2seg_d2.modeling import build_aligner
+
+    cfg = get_cfg()
+    add_pose2seg_config(cfg)
+    assert (cfg.MODEL.POSE2SEG.TEMPLATE_MIRROR, cfg.MODEL.POSE2SEG.FALLBACK) == ("swap_rows", "whole_map")
+    assert cfg.MODEL.POSE2SEG.FALLBACK_BOX_ENLARGE == 1.25  # what the keypoint_box fallback always used
+    cfg.merge_from_list(["MODEL.POSE2SEG.TEMPLATE_MIRROR", "release", "MODEL.POSE2SEG.FALLBACK", "keypoint_box",
+                         "MODEL.POSE2SEG.FALLBACK_BOX_ENLARGE", 2.0])  # fmt: skip
+    aligner = build_aligner(cfg)
+    assert aligner.templates.mirror == "swap_rows"
+    assert (aligner.fallback, aligner.fallback_enlarge) == ("keypoint_box", 2.0)
+    kpt = torch.zeros(1, 17, 3, dtype=torch.float64)
+    kpt[0, 0], kpt[0, 16] = torch.tensor([30.0, 10, 2]), torch.tensor([34.0, 26, 1])  # 2 keypoints: no fit
+    expected = aligner.templates.fit(kpt, (48, 64), (64, 64), fallback="keypoint_box", fallback_enlarge=2.0)
+    assert torch.equal(aligner(kpt, torch.tensor([[48.0, 64.0]])), expected.matrices)
 
 
 def test_a_template_must_enlarge_more_than_the_fallback():
@@ -241,7 +283,7 @@ def test_per_person_source_sizes_equal_separate_calls():
     templates = make_templates(rng)
     people = random_people(rng, templates, 12)
     sizes = torch.tensor([[480, 640]] * 6 + [[200, 150]] * 6, dtype=torch.float64)
-    for fallback in ("release", "keypoint_box"):
+    for fallback in ("whole_map", "keypoint_box"):
         joint = templates.fit(people, sizes, DST, fallback=fallback)
         first = templates.fit(people[:6], (480, 640), DST, fallback=fallback)
         second = templates.fit(people[6:], (200, 150), DST, fallback=fallback)

@@ -9,7 +9,7 @@ Convert the Pose2Seg release's trained model (``pose2seg_release.pkl``, linked f
     python train_net.py --config-file configs/pose2seg_R_50_FPN_release.yaml --eval-only \\
         MODEL.WEIGHTS pose2seg_release.pth
 
-Every entry is renamed (pose2seg_d2/engine/release_checkpoint.py lists how) and checked against
+Every entry is renamed (pose2seg_d2/release/checkpoint.py lists how) and checked against
 the model the config builds: a key the release model does not have, a key of the model that
 the checkpoint lacks, or a shape that differs stops the conversion with a message naming them
 (exit status 1); nothing is written then.
@@ -53,7 +53,7 @@ def convert(src, dst, config_file=DEFAULT_CONFIG, opts=()):
     import pose2seg_d2  # noqa: F401  (registers the model)
     from pose2seg_d2.config import load_config
     from pose2seg_d2.engine.checkpoint import atomic_write
-    from pose2seg_d2.engine.release_checkpoint import (
+    from pose2seg_d2.release import (
         ReleaseCheckpointError,
         convert_release_state_dict,
         load_release_state_dict,
@@ -81,7 +81,7 @@ def convert(src, dst, config_file=DEFAULT_CONFIG, opts=()):
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse_args(argv)
-    from pose2seg_d2.engine.release_checkpoint import ReleaseCheckpointError
+    from pose2seg_d2.release import ReleaseCheckpointError
 
     try:
         count = convert(args.src, args.dst, args.config_file, args.opts)

@@ -1,11 +1,9 @@
 from .affine_align import AffineAlign, affine_align, bilinear_taps, safe_inverse, window_to_source_coordinates
 from .boxes import boxes_from_masks
 from .paste import (
-    crop_sizes,
     paste_image_masks,
     paste_masks,
     paste_masks_in_crops,
-    paste_masks_per_image,
     paste_plan,
     read_crop_sizes,
     warp_windows_to_image,
@@ -17,11 +15,9 @@ __all__ = [
     "affine_align",
     "bilinear_taps",
     "boxes_from_masks",
-    "crop_sizes",
     "paste_image_masks",
     "paste_masks",
     "paste_masks_in_crops",
-    "paste_masks_per_image",
     "paste_plan",
     "read_crop_sizes",
     "safe_inverse",

@@ -11,13 +11,11 @@ from .boxes import boxes_from_masks
 __all__ = [
     "warp_windows_to_image",
     "paste_masks",
-    "paste_masks_per_image",
     "paste_plan",
     "paste_masks_in_crops",
     "paste_image_masks",
     "read_crop_sizes",
     "window_footprints",
-    "crop_sizes",
 ]
 
 
@@ -104,31 +102,11 @@ def paste_plan(window_from_image, window_size, image_sizes, batch_index, num_ima
 
     Returns:
         tuple: the windows' footprints (for :func:`paste_masks_in_crops`) and ``extents`` (B, 2)
-        long, each image's crop size (see :func:`crop_sizes`), to be read on the host with
-        :func:`read_crop_sizes`.
+        long, each image's crop size (the largest footprint, :func:`window_footprints`, of the
+        image's windows, at least 1 x 1), to be read on the host with :func:`read_crop_sizes`.
     """
     footprints = _Footprints.of(window_from_image, window_size, image_sizes)
     return footprints, footprints.largest_extents(batch_index, num_images)
-
-
-def crop_sizes(window_from_image, window_size, image_sizes, batch_index, num_images):
-    """
-    The crop size to warp each image's windows back with: the largest footprint
-    (:func:`window_footprints`) of the image's windows, at least 1 x 1. This is the one value of
-    the warp-back that the host must know (it sets the crops' shape), read with a single
-    synchronization for all the images.
-
-    Args:
-        window_from_image (Tensor): (N, 3, 3) image pixels -> window pixels.
-        window_size (tuple[int, int]): (h, w).
-        image_sizes (Tensor): (N, 2) (H, W) of each window's image.
-        batch_index (Tensor): (N,) long, the image of each window.
-        num_images (int): B.
-
-    Returns:
-        list[tuple[int, int]]: B crop sizes (height, width), each within its image's size.
-    """
-    return _Footprints.of(window_from_image, window_size, image_sizes).largest(batch_index, num_images)
 
 
 def _sample_crops(windows, window_from_image, image_size, crop_size, footprints):
@@ -194,7 +172,7 @@ def warp_windows_to_image(windows, window_from_image, image_size, crop_size=None
             coordinates (pixel centers at integers in both).
         image_size (tuple[int, int]): (H, W) of the image.
         crop_size (tuple[int, int]): the (height, width) of the crops sampled, at least every
-            window's footprint (as :func:`crop_sizes` gives); None: computed here, which reads
+            window's footprint (as :func:`paste_plan` gives); None: computed here, which reads
             one value from the device.
 
     Returns:
@@ -263,38 +241,12 @@ def paste_image_masks(windows, window_from_image, image_size, threshold, crop_si
     return _paste(inside, low, image_size, out), boxes_from_masks(inside, offsets=low)
 
 
-def paste_masks_per_image(windows, window_from_image, image_sizes, counts, threshold):
-    """
-    :func:`paste_masks` for the windows of several images: one synchronization for all (the
-    crops' sizes, :func:`crop_sizes`), whatever the numbers of windows and images.
-
-    Args:
-        windows (Tensor): (N, h, w), the windows of image 0, then those of image 1, ...
-        window_from_image (Tensor): (N, 3, 3), each window's image pixels -> window pixels.
-        image_sizes (list[tuple[int, int]]): (H, W) of each image.
-        counts (list[int]): the number of windows of each image (sum N).
-        threshold (float): as :func:`paste_masks`.
-
-    Returns:
-        list[tuple]: per image, ``masks`` (n, H, W) bool and ``boxes`` (n, 4) float32.
-    """
-    _check_per_image(windows, image_sizes, counts, threshold)
-    device = windows.device
-    image_sizes = [(int(h), int(w)) for h, w in image_sizes]
-    repeats = torch.tensor(counts)
-    sizes = to_device(torch.tensor(image_sizes).repeat_interleave(repeats, dim=0), device)  # (N, 2)
-    batch_index = to_device(torch.arange(len(counts)).repeat_interleave(repeats), device)
-    footprints, extents = paste_plan(window_from_image, windows.shape[-2:], sizes, batch_index, len(counts))
-    crops = read_crop_sizes(extents) if len(windows) else [None] * len(counts)
-    return paste_masks_in_crops(windows, window_from_image, footprints, image_sizes, counts, crops, threshold)
-
-
 def _check_per_image(windows, image_sizes, counts, threshold):
     if not threshold > 0:
         raise ValueError(f"paste_masks: the threshold must be > 0, got {threshold}")
     if sum(counts) != len(windows) or len(counts) != len(image_sizes):
         raise ValueError(
-            f"paste_masks_per_image: counts {counts} do not match {len(windows)} windows and {len(image_sizes)} images"
+            f"paste_masks_in_crops: counts {counts} do not match {len(windows)} windows and {len(image_sizes)} images"
         )
 
 
@@ -302,13 +254,18 @@ def paste_masks_in_crops(
     windows, window_from_image, footprints, image_sizes, counts, crops, threshold, windows_per_chunk=0
 ):
     """
-    The warp-back of :func:`paste_masks_per_image` once the host knows the crops' sizes.
+    :func:`paste_masks` for the windows of several images, once the host knows the crops'
+    sizes: :func:`paste_plan`, then :func:`read_crop_sizes` (one synchronization for all the
+    images, whatever the numbers of windows and images), then this.
 
     Args:
-        windows, window_from_image, image_sizes, counts, threshold: as
-            :func:`paste_masks_per_image`.
+        windows (Tensor): (N, h, w), the windows of image 0, then those of image 1, ...
+        window_from_image (Tensor): (N, 3, 3), each window's image pixels -> window pixels.
         footprints: from :func:`paste_plan`.
+        image_sizes (list[tuple[int, int]]): (H, W) of each image.
+        counts (list[int]): the number of windows of each image (sum N).
         crops (list[tuple[int, int]]): each image's crop size (:func:`read_crop_sizes`).
+        threshold (float): as :func:`paste_masks`.
         windows_per_chunk (int): an image's windows are sampled and pasted this many at a time
             (0: all at once), so that one chunk's crops and sampling grids are held at a time;
             the masks are the same.

@@ -3,7 +3,6 @@ from .aligners import (
     KeypointBoxAligner,
     PoseAffineAligner,
     build_aligner,
-    keypoint_box_roi_matrices,
 )
 from .dense_pretraining import DenseHumanPretraining
 from .frozen_backbone import FrozenFPN, build_frozen_resnet_fpn_backbone, freeze_fpn
@@ -19,8 +18,6 @@ from .keypoint_sources import (
 )
 from .keypoints_only import KeypointsOnlyMasks, figure_distances, figure_masks
 from .meta_arch import Pose2Seg
-from .release_backbone import ReleaseFPN, build_release_resnet_fpn_backbone
-from .release_meta_arch import ReleasePose2Seg
 from .seg_module import POSE2SEG_HEAD_REGISTRY, Bottleneck, SegModule, build_pose2seg_head
 from .skeleton_features import (
     POSE2SEG_SKELETON_REGISTRY,

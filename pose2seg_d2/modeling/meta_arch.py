@@ -1,88 +1,32 @@
 """Pose2Seg as a Detectron2 meta-architecture."""
 import contextlib
 import math
-from dataclasses import dataclass
-from typing import List
 
 import torch
-import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
-from detectron2.structures import BitMasks, Boxes, ImageList, Instances, PolygonMasks
+from detectron2.structures import Boxes, ImageList, Instances
 from torch import nn
 
 from ..layers import affine_align, paste_masks_in_crops, paste_plan, read_crop_sizes
-from ..pose import NUM_KEYPOINTS, random_window_augmentation, transform_keypoints
-from ..utils import cat_to_device, device_constant, to_device
+from ..pose import (
+    continuous_from_pixel_matrices,
+    feature_from_input_matrix,
+    random_window_augmentation,
+    scale_matrix,
+    transform_keypoints,
+)
+from ..utils import to_device, to_network_layout
 from .aligners import build_aligner
 from .compilation import check_compile_mode, check_compile_support, compiled
 from .frozen_backbone import AUTOCAST_DTYPES
 from .keypoint_sources import build_keypoint_source
+from .mask_targets import choose_persons, mask_loss, padded_gt_masks, sample_masks_into_windows
+from .persons import gather_persons
 from .seg_module import build_pose2seg_head
 from .skeleton_features import build_skeleton_features
 
-__all__ = [
-    "Pose2Seg",
-    "feature_from_input_matrix",
-    "continuous_from_pixel_matrix",
-    "continuous_from_pixel_matrices",
-    "mask_confidence",
-]
-
-
-def feature_from_input_matrix(stride, dtype=torch.float64, device=None):
-    """
-    (3, 3) map from input-image continuous coordinates (pixel i spans [i, i + 1], Detectron2's
-    keypoint convention) to feature-map pixel coordinates (centers at integers): feature pixel
-    j covers input [stride * j, stride * (j + 1)), so j = x / stride - 0.5.
-    """
-    s = 1.0 / stride
-    return torch.tensor([[s, 0.0, -0.5], [0.0, s, -0.5], [0.0, 0.0, 1.0]], dtype=dtype, device=device)
-
-
-def continuous_from_pixel_matrix(scale_x=1.0, scale_y=1.0, dtype=torch.float64, device=None):
-    """
-    (3, 3) map from pixel coordinates (centers at integers) of an image to continuous
-    coordinates of a resized copy: x -> (x + 0.5) * scale_x.
-    """
-    return torch.tensor(
-        [[scale_x, 0.0, 0.5 * scale_x], [0.0, scale_y, 0.5 * scale_y], [0.0, 0.0, 1.0]],
-        dtype=dtype,
-        device=device,
-    )
-
-
-def continuous_from_pixel_matrices(scales):
-    """
-    :func:`continuous_from_pixel_matrix` for many scales at once.
-
-    Args:
-        scales (Tensor): (N, 2) (scale_x, scale_y).
-
-    Returns:
-        Tensor (N, 3, 3) in the scales' dtype.
-    """
-    sx, sy = scales.unbind(1)
-    zero, one = torch.zeros_like(sx), torch.ones_like(sx)
-    return torch.stack([sx, zero, 0.5 * sx, zero, sy, 0.5 * sy, zero, zero, one], dim=1).view(-1, 3, 3)
-
-
-def _scale_matrices(scales):
-    """(N, 2) (sx, sy) -> (N, 3, 3) diagonal (sx, sy, 1)."""
-    return torch.diag_embed(torch.cat([scales, torch.ones_like(scales[:, :1])], dim=1))
-
-
-@dataclass
-class _Persons:
-    """All persons of a batch of images, on the model's device, in image order."""
-
-    keypoints: torch.Tensor  # (N, 17, 3) float32, input-image continuous coordinates
-    scores: torch.Tensor  # (N,) float32 person scores
-    batch_index: torch.Tensor  # (N,) long
-    feature_sizes: torch.Tensor  # (N, 2) float64 valid feature-map (height, width)
-    input_sizes: torch.Tensor  # (N, 2) float64 input image (height, width)
-    output_sizes: torch.Tensor  # (N, 2) float64 output image (height, width)
-    counts: List[int]  # persons per image, on the host
+__all__ = ["Pose2Seg", "mask_confidence"]
 
 
 @META_ARCH_REGISTRY.register()
@@ -223,11 +167,7 @@ class Pose2Seg(nn.Module):
         images = ImageList.from_tensors(
             images, self.backbone.size_divisibility, padding_constraints=self.backbone.padding_constraints
         )
-        if images.tensor.device.type == "cpu" or self.channels_last:
-            # Channels-last on the CPU: the ResNet-FPN runs about 10% faster, and its feature maps
-            # come out in the layout affine_align gathers from, without a copy.
-            images = ImageList(images.tensor.contiguous(memory_format=torch.channels_last), images.image_sizes)
-        return images
+        return ImageList(to_network_layout(images.tensor, self.channels_last), images.image_sizes)
 
     def _autocast(self):
         """MODEL.POSE2SEG.AUTOCAST around the backbone and the head, at inference on CUDA."""
@@ -237,72 +177,59 @@ class Pose2Seg(nn.Module):
 
     # ------------------------------------------------------------------ shared
     def _persons(self, keypoints_per_image, scores_per_image, image_sizes, output_sizes=None):
-        """
-        All persons of the batch on the device, in image order.
-
-        The per-person bookkeeping (image index, feature, input and output sizes) is made on
-        the host from the numbers of persons, which the host knows from the inputs, and copied
-        to the device with the keypoints without a synchronization (:func:`cat_to_device`).
-        """
+        """All persons of the batch on the device, in image order (:func:`gather_persons`)."""
         output_sizes = image_sizes if output_sizes is None else output_sizes
-        counts = [len(k) for k in keypoints_per_image]
-        per_image = torch.tensor(
-            [
-                [i, math.ceil(h / self.stride), math.ceil(w / self.stride), h, w, out_h, out_w]
-                for i, ((h, w), (out_h, out_w)) in enumerate(zip(image_sizes, output_sizes))
-            ],
-            dtype=torch.float64,
-        )
-        per_person = to_device(per_image.repeat_interleave(torch.tensor(counts), dim=0), self.device)
-        keypoints = cat_to_device(
-            [k.reshape(-1, NUM_KEYPOINTS, 3).to(torch.float32) for k in keypoints_per_image], self.device
-        )
-        scores = cat_to_device([s.reshape(-1).to(torch.float32) for s in scores_per_image], self.device)
-        return _Persons(
-            keypoints=keypoints,
-            scores=scores,
-            batch_index=per_person[:, 0].long(),
-            feature_sizes=per_person[:, 1:3],
-            input_sizes=per_person[:, 3:5],
-            output_sizes=per_person[:, 5:7],
-            counts=counts,
-        )
+        frames = self._feature_frames(image_sizes)
+        return gather_persons(keypoints_per_image, scores_per_image, frames, image_sizes, output_sizes, self.device)
 
-    def _feature_from_input(self):
-        """:func:`feature_from_input_matrix` on the device, made once."""
-        s = 1.0 / self.stride
-        return device_constant(((s, 0.0, -0.5), (0.0, s, -0.5), (0.0, 0.0, 1.0)), torch.float64, self.device)
+    def _feature_frames(self, image_sizes):
+        """
+        Where each image lies in the feature map, on the host.
+
+        Args:
+            image_sizes (list[tuple[int, int]]): (height, width) of the B input images.
+
+        Returns:
+            tuple: ``feature_from_input`` (B, 3, 3) float64, input-image continuous coordinates
+            -> feature-map pixels (:func:`feature_from_input_matrix`), and the (B, 2) float64
+            (height, width) of each image's valid, unpadded part of the feature map.
+        """
+        feature_from_input = feature_from_input_matrix(self.stride).expand(len(image_sizes), 3, 3)
+        sizes = [(math.ceil(h / self.stride), math.ceil(w / self.stride)) for h, w in image_sizes]
+        return feature_from_input, torch.tensor(sizes, dtype=torch.float64).reshape(-1, 2)
 
     def _compiled(self, function):
         """``function`` (a plain function, or an unbound method called with ``self``) as the
         inference runs it: compiled per MODEL.POSE2SEG.COMPILE, eager in training."""
         return function if self.training else compiled(function, self.compile_mode)
 
-    def _window_logits(self, features, keypoints, batch_index, feature_sizes):
+    def _window_logits(self, features, keypoints, batch_index, feature_from_input, feature_sizes):
         """
         Returns:
             logits (N, C, h, w) and the (N, 3, 3) float64 matrices input-image continuous
             coordinates -> window pixels.
         """
         window_inputs = self._compiled(type(self)._window_inputs)
-        inputs, window_from_input = window_inputs(self, features, keypoints, batch_index, feature_sizes)
+        inputs, window_from_input = window_inputs(
+            self, features, keypoints, batch_index, feature_from_input, feature_sizes
+        )
         with self._autocast():
             logits = self.head(inputs)
         return logits, window_from_input
 
-    def _chunked_window_logits(self, features, keypoints, batch_index, feature_sizes):
+    def _chunked_window_logits(self, features, keypoints, batch_index, feature_from_input, feature_sizes):
         """:meth:`_window_logits` of TEST_PERSONS_PER_CHUNK persons at a time (N > 0): the
         head's activations are held for one chunk; its (N, C, h, w) logits are kept for all."""
         size = self.test_persons_per_chunk or len(keypoints)
         chunks = [
-            self._window_logits(features, keypoints[c], batch_index[c], feature_sizes[c])
+            self._window_logits(features, keypoints[c], batch_index[c], feature_from_input[c], feature_sizes[c])
             for c in (slice(start, start + size) for start in range(0, len(keypoints), size))
         ]
         if len(chunks) == 1:
             return chunks[0]
         return tuple(torch.cat(parts) for parts in zip(*chunks))
 
-    def _window_inputs(self, features, keypoints, batch_index, feature_sizes):
+    def _window_inputs(self, features, keypoints, batch_index, feature_from_input, feature_sizes):
         """
         The head's inputs: each person's window of ``features`` (affine-align) and its skeleton
         channels.
@@ -310,28 +237,31 @@ class Pose2Seg(nn.Module):
         Args:
             features (Tensor): (B, C, H, W) the backbone's ``in_feature``.
             keypoints (Tensor): (N, 17, 3) input-image continuous coordinates.
-            batch_index (Tensor): (N,) long.
-            feature_sizes (Tensor): (N, 2) valid feature-map (height, width).
+            batch_index (Tensor): (N,) long, each person's image.
+            feature_from_input, feature_sizes (Tensor): (N, 3, 3) and (N, 2) float64, as
+                :class:`Persons` holds them.
 
         Returns:
-            inputs (N, C + S, h, w) and the (N, 3, 3) float64 matrices input-image continuous
-            coordinates -> window pixels.
+            the head's inputs (N, C + S, h, w), in the networks' layout
+            (:func:`to_network_layout`), and the (N, 3, 3) float64 matrices input-image
+            continuous coordinates -> window pixels.
         """
-        window_from_feature = self._align(keypoints, feature_sizes)
-        window_from_input = window_from_feature @ self._feature_from_input()
+        window_from_feature = self._align(keypoints, feature_from_input, feature_sizes)
+        window_from_input = window_from_feature @ feature_from_input
         window_keypoints = transform_keypoints(keypoints, window_from_input)
         skeleton = self.skeleton(window_keypoints, self.window_size)
+        sampling = self._sampling_matrices(window_from_feature, tuple(features.shape[-2:]))
         # batch_index is built by _persons, in range: no check (it would read it on the host)
-        aligned = affine_align(features, window_from_feature, batch_index, self.window_size, check_batch_index=False)
-        # aligned has channels-last strides; where the head runs channels-last, give the
-        # skeleton channels the same layout so that the concatenation needs no conversion
-        channels_last = aligned.device.type == "cpu" or self.channels_last
-        layout = torch.channels_last if channels_last else torch.contiguous_format
-        inputs = torch.cat([aligned, skeleton.to(aligned.dtype).contiguous(memory_format=layout)], dim=1)
-        return inputs, window_from_input
+        aligned = affine_align(features, sampling, batch_index, self.window_size, check_batch_index=False)
+        # aligned has channels-last strides; where the head runs channels-last, the skeleton
+        # channels take the same layout so that the concatenation needs no conversion
+        skeleton = to_network_layout(skeleton.to(aligned.dtype), self.channels_last)
+        return torch.cat([aligned, skeleton], dim=1), window_from_input
 
-    def _align(self, keypoints, feature_sizes):
-        feature_keypoints = transform_keypoints(keypoints, self._feature_from_input())
+    def _align(self, keypoints, feature_from_input, feature_sizes):
+        """(N, 3, 3) float64 feature-map pixels -> window pixels: the aligner's matrices, and in
+        training the window augmentation on top."""
+        feature_keypoints = transform_keypoints(keypoints, feature_from_input)
         matrices = self.aligner(feature_keypoints, feature_sizes).to(torch.float64)
         if self.training and self.augmentation is not None:
             a = self.augmentation
@@ -340,6 +270,17 @@ class Pose2Seg(nn.Module):
             )
             matrices = jitter @ matrices
         return matrices
+
+    def _sampling_matrices(self, window_from_feature, feature_size):
+        """
+        The matrices :func:`affine_align` samples the windows with: ``window_from_feature``
+        itself (bilinear, pixel centers at integers).
+
+        Args:
+            window_from_feature (Tensor): (N, 3, 3) float64 feature-map pixels -> window pixels.
+            feature_size (tuple[int, int]): (H, W) of the whole (padded) feature map.
+        """
+        return window_from_feature
 
     def _probabilities(self, logits):
         logits = logits.float()
@@ -367,7 +308,7 @@ class Pose2Seg(nn.Module):
         # parameters in the graph, as DistributedDataParallel requires.
         unused = sum(f.sum() for name, f in all_features.items() if name != self.in_feature) * 0.0
         instances = [x["instances"] for x in batched_inputs]
-        chosen = self._choose_persons([len(i.gt_keypoints) for i in instances])
+        chosen = choose_persons([len(i.gt_keypoints) for i in instances], self.max_instances_per_batch)
         if not any(len(c) for c in chosen):
             # no person in the batch: a zero loss that still reaches every parameter
             zero = features.sum() * 0.0 + sum(p.sum() * 0.0 for p in self.head.parameters())
@@ -376,59 +317,17 @@ class Pose2Seg(nn.Module):
         keypoints = [i.gt_keypoints.tensor[c] for i, c in zip(instances, chosen)]
         persons = self._persons(keypoints, [torch.ones(len(c)) for c in chosen], images.image_sizes)
         logits, window_from_input = self._window_logits(
-            features, persons.keypoints, persons.batch_index, persons.feature_sizes
+            features, persons.keypoints, persons.batch_index, persons.feature_from_input, persons.feature_sizes
         )
-        masks = self._padded_gt_masks(instances, chosen, images)
-        window_from_pixel = window_from_input @ device_constant(
-            ((1.0, 0.0, 0.5), (0.0, 1.0, 0.5), (0.0, 0.0, 1.0)), torch.float64, self.device
-        )
+        masks = padded_gt_masks(instances, chosen, images.image_sizes, self._mask_canvas_size(images), self.device)
+        window_from_pixel = window_from_input @ continuous_from_pixel_matrices(window_from_input.new_ones(1, 2))
         targets = sample_masks_into_windows(masks, window_from_pixel, self.window_size)
-        return {"loss_mask": self._mask_loss(logits, targets) + unused}
-
-    def _choose_persons(self, counts):
-        """
-        The persons segmented in a training batch: all, or MAX_INSTANCES_PER_BATCH of them at
-        random. Drawn on the host, where the numbers of persons are.
-
-        Returns:
-            list[Tensor]: per image, the (long, ascending) indices of its chosen persons.
-        """
-        total = sum(counts)
-        chosen = torch.arange(total)
-        if total > self.max_instances_per_batch:
-            chosen = torch.randperm(total)[: self.max_instances_per_batch].sort().values
-        starts = [sum(counts[:i]) for i in range(len(counts))]
-        return [chosen[(chosen >= s) & (chosen < s + n)] - s for s, n in zip(starts, counts)]
+        return {"loss_mask": mask_loss(logits, targets) + unused}
 
     def _mask_canvas_size(self, images):
         """(H, W) the ground-truth masks are padded to: the padded batch's, as the windows map
         input coordinates."""
         return tuple(images.tensor.shape[-2:])
-
-    def _padded_gt_masks(self, instances, chosen, images):
-        """(N, H, W) float masks of the chosen persons at :meth:`_mask_canvas_size`, on the
-        device: rasterized and padded on the host, copied as one bool tensor."""
-        height, width = self._mask_canvas_size(images)
-        padded = []
-        for inst, index, (h, w) in zip(instances, chosen, images.image_sizes):
-            if len(index) == 0:
-                continue
-            masks = inst.gt_masks
-            if isinstance(masks, PolygonMasks):
-                masks = BitMasks.from_polygon_masks(masks[index], h, w).tensor
-            else:
-                masks = getattr(masks, "tensor", masks)  # BitMasks or a tensor
-                masks = masks[index if masks.device.type == "cpu" else to_device(index, masks.device)]
-            masks = masks.to(torch.bool)
-            padded.append(F.pad(masks, (0, width - masks.shape[-1], 0, height - masks.shape[-2])))
-        return cat_to_device(padded, self.device).to(torch.float32)
-
-    def _mask_loss(self, logits, targets):
-        """targets: (N, h, w) in [0, 1], binarized at 0.5."""
-        binary = targets >= 0.5
-        if logits.shape[1] == 1:
-            return F.binary_cross_entropy_with_logits(logits[:, 0], binary.to(logits.dtype))
-        return F.cross_entropy(logits, binary.long())
 
     # ------------------------------------------------------------------ inference
     def inference(self, batched_inputs, do_postprocess=True):
@@ -465,7 +364,7 @@ class Pose2Seg(nn.Module):
         num = len(persons.keypoints)
         if num:
             logits, window_from_input = self._chunked_window_logits(
-                features, persons.keypoints, persons.batch_index, persons.feature_sizes
+                features, persons.keypoints, persons.batch_index, persons.feature_from_input, persons.feature_sizes
             )
             rank_and_plan = self._compiled(type(self)._rank_and_plan)
             scores, probabilities, keypoints, window_from_output, footprints, extents = rank_and_plan(
@@ -534,7 +433,7 @@ class Pose2Seg(nn.Module):
         window_from_output = window_from_input[order] @ continuous_from_pixel_matrices(
             (input_sizes / output_sizes).flip(-1)
         )
-        output_from_input = _scale_matrices((output_sizes / input_sizes).flip(-1))
+        output_from_input = scale_matrix(*(output_sizes / input_sizes).flip(-1).unbind(1))
         keypoints = transform_keypoints(keypoints[order], output_from_input)
         footprints, extents = paste_plan(
             window_from_output, self.window_size, output_sizes, batch_index[order], num_images
@@ -555,8 +454,3 @@ def mask_confidence(probabilities, threshold):
     total = (probabilities * inside).sum(dim=(1, 2))
     return total / inside.sum(dim=(1, 2)).clamp(min=1)
 
-
-def sample_masks_into_windows(masks, window_from_pixel, window_size):
-    """Sample each person's image mask (N, H, W) into its window: (N, h, w)."""
-    batch_index = torch.arange(len(masks), device=masks.device)
-    return affine_align(masks[:, None], window_from_pixel, batch_index, window_size, check_batch_index=False)[:, 0]

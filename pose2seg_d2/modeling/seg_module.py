@@ -9,6 +9,8 @@ from detectron2.layers import get_norm
 from detectron2.utils.registry import Registry
 from torch import nn
 
+from ..utils import to_network_layout
+
 __all__ = ["POSE2SEG_HEAD_REGISTRY", "SegModule", "Bottleneck", "build_pose2seg_head"]
 
 _PERSON_PRIOR = 0.125
@@ -124,11 +126,8 @@ class SegModule(nn.Module):
         if x.shape[-1] % 2 or x.shape[-2] % 2:
             raise ValueError(f"SegModule needs an even window size, got {tuple(x.shape[-2:])}")
         size = x.shape[-2:]
-        if x.device.type == "cpu":
-            # Channels-last on the CPU: the bilinear upsampling of the 1024-channel map is about
-            # 9x faster there than on NCHW, and the head as a whole about 20% (benchmarks/README.md).
-            # A no-op when the input already is (Pose2Seg builds its window inputs so on the CPU).
-            x = x.contiguous(memory_format=torch.channels_last)
+        # a no-op where the input already is so (Pose2Seg builds its window inputs so)
+        x = to_network_layout(x)
         x = F.relu_(self.stem_norm(self.stem(x)))
         x = self.units(x)
         x = F.interpolate(x, size=size, mode="bilinear", align_corners=self.upsample_align_corners)

@@ -6,12 +6,15 @@ from .keypoints import (
     NUM_SKELETON_CHANNELS,
     flip_permutation,
 )
-from .release_geometry import align_corners_sampling_matrices, release_input_matrices
 from .skeleton import skeleton_features
 from .templates import FALLBACKS, MIN_SPREAD, MIRRORS, PoseFit, PoseTemplates
 from .transforms import (
     MAX_COORDINATE,
+    continuous_from_pixel_matrices,
+    feature_from_input_matrix,
     keypoint_box_matrices,
+    keypoint_box_roi_matrices,
+    keypoint_boxes,
     labeled_keypoint_box,
     labeled_mask,
     random_window_augmentation,

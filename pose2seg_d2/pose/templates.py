@@ -11,12 +11,27 @@ from .transforms import keypoint_box_matrices, labeled_mask, per_person_sizes, r
 
 __all__ = ["PoseFit", "PoseTemplates", "FALLBACKS", "MIRRORS", "MIN_SPREAD"]
 
-FALLBACKS = ("release", "keypoint_box")
+# The window of a person no template fits: "whole_map" squeezes the whole source into it (aspect
+# kept, centered; the release's fallback); "keypoint_box" fits the enlarged box of the labeled
+# keypoints (see keypoint_box_matrices).
+FALLBACKS = ("whole_map", "keypoint_box")
 
-# How the mirrored copy of a template is made: "release" swaps the left and right keypoint rows
-# and keeps x (a person seen from behind, as the release does); "geometric" also reflects x
+# How the mirrored copy of a template is made: "swap_rows" swaps the left and right keypoint
+# rows and keeps x (a person seen from behind, as the release does); "geometric" also reflects x
 # (x -> 1 - x, the pose's mirror image).
-MIRRORS = ("release", "geometric")
+MIRRORS = ("swap_rows", "geometric")
+
+# The names the first values had, accepted so that configs naming them keep working.
+_ALIASES = {"mirror": {"release": "swap_rows"}, "fallback": {"release": "whole_map"}}
+
+
+def _canonical(kind, value, choices):
+    """``value`` of option ``kind`` ("mirror" or "fallback") with its alias resolved; a
+    ValueError naming the choices for any other value."""
+    value = _ALIASES[kind].get(value, value)
+    if value not in choices:
+        raise ValueError(f"{kind} must be one of {choices} (or 'release', an alias of {choices[0]!r}), got {value!r}")
+    return value
 
 # A person whose shared keypoints lie within this many source pixels (root mean square
 # distance from their mean) of one point has no usable pose: no template is fitted to it. This
@@ -68,7 +83,7 @@ class PoseTemplates:
         names=COCO_PERSON_KEYPOINT_NAMES,
         flip_map=None,
         vis_threshold=0.4,
-        mirror="release",
+        mirror="swap_rows",
     ):
         """
         Args:
@@ -78,11 +93,11 @@ class PoseTemplates:
             flip_map (dict[str, str]): left name -> right name.
             vis_threshold (float): keypoints with v below it are absent.
             mirror (str): one of :data:`MIRRORS`: the mirrored copies swap the left and right
-                rows and keep x ("release") or also take x to 1 - x ("geometric").
+                rows and keep x ("swap_rows"; "release" is an alias) or also take x to 1 - x
+                ("geometric").
         """
         names = tuple(names)
-        if mirror not in MIRRORS:
-            raise ValueError(f"mirror must be one of {MIRRORS}, got {mirror!r}")
+        mirror = _canonical("mirror", mirror, MIRRORS)
         if names != COCO_PERSON_KEYPOINT_NAMES:
             raise ValueError(
                 f"template keypoint names must be the 17 COCO names in COCO order, got {list(names)}"
@@ -116,7 +131,7 @@ class PoseTemplates:
 
     # ---------------------------------------------------------------- file format
     @classmethod
-    def load(cls, path, mirror="release"):
+    def load(cls, path, mirror="swap_rows"):
         """
         Read a templates JSON: keys ``names``, ``flip_map``, ``vis_threshold``, ``templates``
         (K flat lists of 17 x 3 values); other keys (the release also writes
@@ -228,29 +243,29 @@ class PoseTemplates:
         matrices[..., 2, 2] = 1.0
         return matrices, scores
 
-    def fit(self, keypoints, src_size, dst_size, hard=True, fallback="release"):
+    def fit(self, keypoints, src_size, dst_size, hard=True, fallback="whole_map", fallback_enlarge=1.25):
         """
         Choose each person's transform into the window (SPEC §2.3).
 
         Every template is fitted (see :meth:`similarity_fits`); its unit-square transform is
         scaled to the window (x by the window width, y by its height, as the release does).
         A template is accepted if its score is > 0 and its scale (the norm of the first row
-        of the 2x2 part) exceeds the scale of the release fallback; the accepted template with
+        of the 2x2 part) exceeds the scale of the whole-map fallback; the accepted template with
         the highest score wins (the first on ties).
 
         Persons no template is accepted for get the fallback, score 0 and index -1:
-        ``"release"`` squeezes the whole source into the window (aspect kept, centered);
-        ``"keypoint_box"`` fits the labeled keypoints' box, enlarged (see
-        :func:`keypoint_box_matrices`). This never fails on messy keypoints; they land in
+        ``"whole_map"`` squeezes the whole source into the window (aspect kept, centered);
+        ``"keypoint_box"`` fits the labeled keypoints' box, enlarged by ``fallback_enlarge``
+        (see :func:`keypoint_box_matrices`). This never fails on messy keypoints; they land in
         the fallback:
 
         - keypoints that are NaN, infinite or beyond :data:`MAX_COORDINATE` count as
           unlabeled (:func:`labeled_mask`);
         - fewer than 3 labeled keypoints shared with a template, or shared keypoints all at
           one point (within :data:`MIN_SPREAD`): that template does not fit;
-        - no labeled keypoint at all: the release matrix, whichever ``fallback``;
+        - no labeled keypoint at all: the whole-map matrix, whichever ``fallback``;
         - collinear keypoints are fitted like any others (two distinct points define a
-          similarity); a tiny person is accepted only while its scale exceeds the release's.
+          similarity); a tiny person is accepted only while its scale exceeds the whole map's.
 
         Every returned matrix is finite and invertible (for sources of at least one pixel).
 
@@ -260,20 +275,20 @@ class PoseTemplates:
                 with one per person (persons of a batch of images of different sizes).
             dst_size (tuple[int, int]): window (height, width).
             hard (bool): apply the hard rule (a template must cover every labeled keypoint).
-            fallback (str): one of :data:`FALLBACKS`.
+            fallback (str): one of :data:`FALLBACKS` ("release" is an alias of "whole_map").
+            fallback_enlarge (float): ``"keypoint_box"``: the box's growth about its center.
 
         Returns:
             PoseFit
         """
-        if fallback not in FALLBACKS:
-            raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
+        fallback = _canonical("fallback", fallback, FALLBACKS)
         keypoints = _as_keypoint_tensor(keypoints)
         device = keypoints.device
         num = keypoints.shape[0]
         dst_h, dst_w = dst_size
         src_sizes = per_person_sizes(src_size, num, device)
-        release = resize_padding_matrices(src_sizes, dst_size)  # (N, 3, 3)
-        release_scale = release[:, 0, 0]
+        whole_map = resize_padding_matrices(src_sizes, dst_size)  # (N, 3, 3)
+        whole_map_scale = whole_map[:, 0, 0]
 
         if num == 0:
             return PoseFit(
@@ -285,15 +300,15 @@ class PoseTemplates:
         to_window = device_constant(((dst_w, 0.0, 0.0), (0.0, dst_h, 0.0), (0.0, 0.0, 1.0)), torch.float64, device)
         window_fits = to_window @ fits  # (N, T, 3, 3)
         scale = torch.hypot(window_fits[..., 0, 0], window_fits[..., 0, 1])
-        accepted = (scores > 0) & (scale > release_scale[:, None])
+        accepted = (scores > 0) & (scale > whole_map_scale[:, None])
         ranked = torch.where(accepted, scores, torch.full_like(scores, -1.0))
         best_score, best = ranked.max(dim=1)
         found = best_score > 0
 
-        if fallback == "release":
-            fallback_matrices = release
+        if fallback == "whole_map":
+            fallback_matrices = whole_map
         else:
-            fallback_matrices = keypoint_box_matrices(keypoints, src_sizes, dst_size)
+            fallback_matrices = keypoint_box_matrices(keypoints, src_sizes, dst_size, enlarge=fallback_enlarge)
         chosen = window_fits[torch.arange(num, device=device), best]
         matrices = torch.where(found[:, None, None], chosen, fallback_matrices)
         return PoseFit(

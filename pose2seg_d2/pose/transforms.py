@@ -18,8 +18,12 @@ __all__ = [
     "resize_padding_matrix",
     "resize_padding_matrices",
     "per_person_sizes",
+    "keypoint_boxes",
     "keypoint_box_matrices",
+    "keypoint_box_roi_matrices",
     "scale_matrix",
+    "feature_from_input_matrix",
+    "continuous_from_pixel_matrices",
     "transform_keypoints",
     "random_window_augmentation",
 ]
@@ -72,8 +76,8 @@ def labeled_keypoint_box(keypoints):
 
 def resize_padding_matrix(src_size, dst_size, dtype=torch.float64, device=None):
     """
-    The release's fallback: squeeze the whole source into the destination, aspect kept,
-    centered.
+    The "whole_map" fallback (the release's): squeeze the whole source into the destination,
+    aspect kept, centered.
 
     Args:
         src_size, dst_size (tuple[int, int]): (height, width).
@@ -123,29 +127,47 @@ def per_person_sizes(size, num, device=None):
     return sizes
 
 
+def keypoint_boxes(keypoints, src_sizes, enlarge, min_side_fraction):
+    """
+    Each person's box of labeled keypoints, grown by ``enlarge`` about its center, each side at
+    least ``min_side_fraction`` of the longer source side.
+
+    Args:
+        keypoints (Tensor): (N, K, 3) in source pixels.
+        src_sizes (Tensor): (N, 2) source (height, width) of each person.
+
+    Returns:
+        tuple: ``center`` (N, 2) float64 (x, y) in the keypoints' coordinates, ``side`` (N, 2)
+        float64 (width, height) and ``any_labeled`` (N,) bool (see :func:`labeled_mask`). A person
+        with no labeled keypoint gets center (0, 0) and the smallest side; one labeled keypoint,
+        or several at one point, the smallest box around it.
+    """
+    low, high, any_labeled = labeled_keypoint_box(keypoints)
+    center = torch.where(any_labeled[:, None], (low + high) / 2, low.new_zeros(()))
+    min_side = min_side_fraction * src_sizes.amax(dim=1, keepdim=True)
+    side = torch.maximum(torch.where(any_labeled[:, None], (high - low) * enlarge, low.new_zeros(())), min_side)
+    return center, side, any_labeled
+
+
 def keypoint_box_matrices(keypoints, src_size, dst_size, enlarge=1.25, min_side_fraction=0.125):
     """
-    A fallback that keeps small persons large: each person's labeled keypoints' box, grown
-    by ``enlarge`` about its center, each side at least ``min_side_fraction`` of the longer
-    source side, fitted into the destination with aspect kept and centered.
+    The "keypoint_box" fallback, which keeps small persons large: each person's
+    :func:`keypoint_boxes` fitted into the destination with aspect kept and centered.
 
     Args:
         keypoints (Tensor): (N, K, 3) in source pixels.
         src_size: source (height, width), or an (N, 2) tensor of one per person.
         dst_size (tuple[int, int]): (height, width).
+        enlarge, min_side_fraction (float): as :func:`keypoint_boxes`.
 
     Returns:
         Tensor (N, 3, 3) float64. A person with no labeled keypoint (NaN, infinite and
         out-of-bound keypoints are unlabeled, see :func:`labeled_mask`) gets
-        :func:`resize_padding_matrix`. One labeled keypoint, or several at one point, give the
-        smallest box (``min_side_fraction``) around it. The matrices are finite and invertible
-        in float32 too, for sources of at least one pixel.
+        :func:`resize_padding_matrix`. The matrices are finite and invertible in float32 too,
+        for sources of at least one pixel.
     """
     src_sizes = per_person_sizes(src_size, keypoints.shape[0], keypoints.device)
-    low, high, any_labeled = labeled_keypoint_box(keypoints)
-    center = torch.where(any_labeled[:, None], (low + high) / 2, low.new_zeros(()))
-    min_side = min_side_fraction * src_sizes.amax(dim=1, keepdim=True)
-    side = torch.maximum(torch.where(any_labeled[:, None], (high - low) * enlarge, low.new_zeros(())), min_side)
+    center, side, any_labeled = keypoint_boxes(keypoints, src_sizes, enlarge, min_side_fraction)
     dst_h, dst_w = dst_size
     scale = torch.minimum(dst_w / side[:, 0], dst_h / side[:, 1])
     matrices = torch.zeros(keypoints.shape[0], 3, 3, dtype=torch.float64, device=keypoints.device)
@@ -154,13 +176,82 @@ def keypoint_box_matrices(keypoints, src_size, dst_size, enlarge=1.25, min_side_
     matrices[:, 0, 2] = dst_w / 2.0 - scale * center[:, 0]
     matrices[:, 1, 2] = dst_h / 2.0 - scale * center[:, 1]
     matrices[:, 2, 2] = 1.0
-    release = resize_padding_matrices(src_sizes, dst_size)
-    return torch.where(any_labeled[:, None, None], matrices, release)
+    whole_map = resize_padding_matrices(src_sizes, dst_size)
+    return torch.where(any_labeled[:, None, None], matrices, whole_map)
+
+
+def keypoint_box_roi_matrices(keypoints, src_size, window_size, enlarge=1.2, min_side_fraction=0.125):
+    """
+    ROIAlign over each person's :func:`keypoint_boxes` as an affine map (the paper's box-based
+    ablation); persons with no labeled keypoint get the whole source.
+
+    The box is stretched to the window (aspect not kept), as ROIAlign does: window pixel u
+    samples the box at ``x1 + (u + 0.5) * box_w / w`` in continuous coordinates (source pixel i
+    spans [i, i + 1]), which is torchvision's ``roi_align(..., aligned=True, sampling_ratio=1)``.
+
+    Args:
+        keypoints (Tensor): (N, K, 3) in source pixel coordinates (centers at integers).
+        src_size: source (height, width), or an (N, 2) tensor of one per person.
+        window_size (tuple[int, int]): (h, w).
+        enlarge, min_side_fraction (float): as :func:`keypoint_boxes`.
+
+    Returns:
+        Tensor (N, 3, 3) float64: source pixels -> window pixels.
+    """
+    num = keypoints.shape[0]
+    sizes = per_person_sizes(src_size, num, keypoints.device)
+    center, side, any_labeled = keypoint_boxes(keypoints, sizes, enlarge, min_side_fraction)
+    whole = sizes.flip(-1)  # (w, h) of the source
+    # continuous coordinates: the pixel centers' box center + 0.5
+    center = torch.where(any_labeled[:, None], center + 0.5, whole / 2)
+    side = torch.where(any_labeled[:, None], side, whole)
+    h, w = window_size
+    scale = torch.stack([w / side[:, 0], h / side[:, 1]], dim=1)
+    matrices = torch.zeros(num, 3, 3, dtype=torch.float64, device=keypoints.device)
+    matrices[:, 0, 0], matrices[:, 1, 1], matrices[:, 2, 2] = scale[:, 0], scale[:, 1], 1.0
+    # u = (x + 0.5 - x1) * scale - 0.5, with x1 = center - side / 2
+    matrices[:, :2, 2] = (0.5 - (center - side / 2)) * scale - 0.5
+    return matrices
 
 
 def scale_matrix(sx, sy, dtype=torch.float64, device=None):
-    """(3, 3) matrix scaling x by ``sx`` and y by ``sy`` (e.g. image -> feature map: 1/stride)."""
+    """
+    The matrix scaling x by ``sx`` and y by ``sy`` (e.g. input image -> feature map: 1 / stride).
+
+    Args:
+        sx, sy (float or Tensor): numbers, giving a (3, 3) matrix; or (N,) tensors, giving
+            (N, 3, 3) matrices (on their device, in ``dtype``).
+    """
+    if isinstance(sx, torch.Tensor):
+        sx, sy = sx.to(dtype), sy.to(dtype)
+        return torch.diag_embed(torch.stack([sx, sy, torch.ones_like(sx)], dim=-1))
     return torch.tensor([[sx, 0.0, 0.0], [0.0, sy, 0.0], [0.0, 0.0, 1.0]], dtype=dtype, device=device)
+
+
+def feature_from_input_matrix(stride, dtype=torch.float64, device=None):
+    """
+    (3, 3) map from input-image continuous coordinates (pixel i spans [i, i + 1], Detectron2's
+    keypoint convention) to feature-map pixel coordinates (centers at integers): feature pixel
+    j covers input [stride * j, stride * (j + 1)), so j = x / stride - 0.5.
+    """
+    s = 1.0 / stride
+    return torch.tensor([[s, 0.0, -0.5], [0.0, s, -0.5], [0.0, 0.0, 1.0]], dtype=dtype, device=device)
+
+
+def continuous_from_pixel_matrices(scales):
+    """
+    Maps from pixel coordinates (centers at integers) of an image to continuous coordinates
+    (pixel i spans [i, i + 1]) of a copy resized by ``scales``: x -> (x + 0.5) * scale_x.
+
+    Args:
+        scales (Tensor): (N, 2) (scale_x, scale_y).
+
+    Returns:
+        Tensor (N, 3, 3) in the scales' dtype, on their device.
+    """
+    sx, sy = scales.unbind(1)
+    zero, one = torch.zeros_like(sx), torch.ones_like(sx)
+    return torch.stack([sx, zero, 0.5 * sx, zero, sy, 0.5 * sy, zero, zero, one], dim=1).view(-1, 3, 3)
 
 
 def transform_keypoints(keypoints, matrices):

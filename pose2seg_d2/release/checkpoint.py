@@ -1,6 +1,6 @@
 """
 The release's checkpoint (a ``torch.save``d state dict of its model) as a Detectron2 checkpoint of
-:class:`pose2seg_d2.modeling.ReleasePose2Seg` (``configs/pose2seg_R_50_FPN_release.yaml``).
+:class:`pose2seg_d2.release.ReleasePose2Seg` (``configs/pose2seg_R_50_FPN_release.yaml``).
 
 Release names -> ours:
 

@@ -23,7 +23,7 @@ class ReleaseFPN(Backbone):
 
     Layers are named like Detectron2's FPN (``fpn_lateral{stage}``, ``fpn_output{stage}``, the
     bottom-up network under ``bottom_up``), so that
-    :func:`pose2seg_d2.engine.release_checkpoint.convert_release_state_dict` maps the release's
+    :func:`pose2seg_d2.release.convert_release_state_dict` maps the release's
     ``fpn_c{i}p{i}`` / ``fpn_p1`` onto them.
     """
 
