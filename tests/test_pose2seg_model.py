@@ -198,3 +198,15 @@ def test_channels_last_option_gives_the_same_masks(model, templates_file):
     a, b = a["instances"], b["instances"]
     assert torch.allclose(a.scores, b.scores, atol=1e-5)
     assert (a.pred_masks != b.pred_masks).sum() <= 0.001 * a.pred_masks.sum() + 2
+
+
+def test_networks_run_channels_last_on_the_cpu_and_where_asked():
+    from pose2seg_d2.utils import to_network_layout
+
+    cpu = torch.zeros(2, 3, 4, 5)
+    assert to_network_layout(cpu).is_contiguous(memory_format=torch.channels_last)
+    elsewhere = torch.zeros(2, 3, 4, 5, device="meta")  # stands for a CUDA tensor
+    assert to_network_layout(elsewhere) is elsewhere
+    assert to_network_layout(elsewhere, channels_last=True).is_contiguous(memory_format=torch.channels_last)
+    already = cpu.contiguous(memory_format=torch.channels_last)
+    assert to_network_layout(already).data_ptr() == already.data_ptr()  # no copy

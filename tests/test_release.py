@@ -410,7 +410,8 @@ def test_template_options():
 
     assert os.path.isfile(TEMPLATES)
     cfg = load_config(RELEASE_CONFIG)
-    assert build_aligner(cfg).templates.mirror == "release"
+    assert build_aligner(cfg).templates.mirror == "swap_rows"
+    assert build_aligner(cfg).fallback == "whole_map"
     cfg.MODEL.POSE2SEG.TEMPLATE_MIRROR = "geometric"
     aligner = build_aligner(cfg)
     assert aligner.templates.mirror == "geometric" and len(aligner.templates) == 6
@@ -449,6 +450,40 @@ def test_release_model_trains_a_step():
     losses["loss_mask"].backward()
     assert model.head.stem.weight.grad.abs().sum() > 0
     assert model.backbone.fpn_lateral2.weight.grad.abs().sum() > 0
+
+
+def test_release_model_lays_out_its_inputs_as_channels_last_asks(monkeypatch):
+    """MODEL.POSE2SEG.CHANNELS_LAST reaches the release's input warp and window inputs as it
+    reaches Pose2Seg's (on CUDA it decides their layout; on the CPU they are channels-last)."""
+    from detectron2.modeling import build_model
+
+    import pose2seg_d2.modeling.meta_arch as base
+    import pose2seg_d2.release.meta_arch as release
+    from pose2seg_d2.utils import to_network_layout
+
+    from .test_host_syncs import make_input
+
+    asked = []
+
+    def recording(tensor, channels_last=False):
+        asked.append(channels_last)
+        return to_network_layout(tensor, channels_last)
+
+    monkeypatch.setattr(base, "to_network_layout", recording)
+    monkeypatch.setattr(release, "to_network_layout", recording)
+    for channels_last in (False, True):
+        cfg = load_config(RELEASE_CONFIG, [
+            "MODEL.DEVICE", "cpu", "MODEL.RESNETS.DEPTH", 18, "MODEL.RESNETS.RES2_OUT_CHANNELS", 64,
+            "MODEL.FPN.OUT_CHANNELS", 32, "MODEL.POSE2SEG.RELEASE_INPUT_SIZE", 64, "MODEL.POSE2SEG.WINDOW_SIZE", (16, 16),
+            "MODEL.POSE2SEG.SEG_MODULE.NUM_UNITS", 1, "MODEL.POSE2SEG.CHANNELS_LAST", channels_last,
+        ])  # fmt: skip
+        model = build_model(cfg).eval()
+        asked.clear()
+        with torch.no_grad():
+            (out,) = model([make_input(2, 0)])
+        assert len(out["instances"]) == 2
+        assert asked == [channels_last, channels_last]  # the input, the skeleton channels
+        assert model.head.stem.weight.is_contiguous(memory_format=torch.channels_last) == channels_last
 
 
 def test_readme_commands_evaluate_and_segment_with_the_converted_checkpoint(release_setup, tmp_path):
