@@ -242,8 +242,7 @@ class Pose2Seg(nn.Module):
                 :class:`Persons` holds them.
 
         Returns:
-            the head's inputs (N, C + S, h, w), in the networks' layout
-            (:func:`to_network_layout`), and the (N, 3, 3) float64 matrices input-image
+            the head's inputs (N, C + S, h, w) and the (N, 3, 3) float64 matrices input-image
             continuous coordinates -> window pixels.
         """
         window_from_feature = self._align(keypoints, feature_from_input, feature_sizes)
