@@ -14,7 +14,7 @@ from pose2seg_d2.data import Pose2SegDatasetMapper
 from pose2seg_d2.engine import Pose2SegPredictor
 from pose2seg_d2.modeling import JSONKeypointSource, KeypointsFileError, confident_persons, load_keypoint_results
 from pose2seg_d2.modeling.keypoint_sources import image_keys
-from pose2seg_d2.modeling.meta_arch import mask_confidence
+from pose2seg_d2.modeling.mask_scores import mask_confidence
 
 from .fixtures import register_tiny_person_dataset, tiny_pose2seg_cfg, write_templates
 

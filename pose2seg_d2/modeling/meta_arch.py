@@ -21,12 +21,13 @@ from .aligners import build_aligner
 from .compilation import check_compile_mode, check_compile_support, compiled
 from .frozen_backbone import AUTOCAST_DTYPES
 from .keypoint_sources import build_keypoint_source
+from .mask_scores import mask_confidence, window_probabilities
 from .mask_targets import choose_persons, mask_loss, padded_gt_masks, sample_masks_into_windows
 from .persons import gather_persons
 from .seg_module import build_pose2seg_head
 from .skeleton_features import build_skeleton_features
 
-__all__ = ["Pose2Seg", "mask_confidence"]
+__all__ = ["Pose2Seg"]
 
 
 @META_ARCH_REGISTRY.register()
@@ -281,12 +282,6 @@ class Pose2Seg(nn.Module):
         """
         return window_from_feature
 
-    def _probabilities(self, logits):
-        logits = logits.float()
-        if logits.shape[1] == 1:
-            return logits[:, 0].sigmoid()
-        return logits.softmax(dim=1)[:, 1]
-
     # ------------------------------------------------------------------ training
     def forward(self, batched_inputs):
         """
@@ -423,7 +418,7 @@ class Pose2Seg(nn.Module):
             :func:`labeled_mask`), ``window_from_output`` (N, 3, 3) output pixels -> window
             pixels, and the footprints and (B, 2) crop sizes of :func:`paste_plan`.
         """
-        probabilities = self._probabilities(logits)
+        probabilities = window_probabilities(logits)
         if self.score == "person_x_mask":
             scores = scores * mask_confidence(probabilities, self.mask_threshold)
         order = torch.argsort(scores, descending=True, stable=True)
@@ -438,18 +433,3 @@ class Pose2Seg(nn.Module):
             window_from_output, self.window_size, output_sizes, batch_index[order], num_images
         )
         return scores[order], probabilities[order], keypoints, window_from_output, footprints, extents
-
-def mask_confidence(probabilities, threshold):
-    """
-    Args:
-        probabilities (Tensor): (N, h, w) person probabilities in the windows.
-        threshold (float): the mask threshold.
-
-    Returns:
-        Tensor (N,): the mean probability over each window's pixels at or above ``threshold``,
-        0 for a window without any.
-    """
-    inside = probabilities >= threshold
-    total = (probabilities * inside).sum(dim=(1, 2))
-    return total / inside.sum(dim=(1, 2)).clamp(min=1)
-
