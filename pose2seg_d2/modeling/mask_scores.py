@@ -1,6 +1,4 @@
 """Pose2Seg's window predictions as person probabilities, and a mask's confidence (MODEL.POSE2SEG.SCORE)."""
-import torch
-
 __all__ = ["window_probabilities", "mask_confidence"]
 
 
