@@ -172,6 +172,8 @@ def add_pose2seg_config(cfg):
     # torch.autocast in this dtype, in training and at test time, its features handed to the heads
     # in float32: "" (off), "bf16" or "fp16". Read by the same builder. On a CPU with AVX512-BF16,
     # "bf16" runs the synthetic configs' ResNet-18 FPN about 2x faster (benchmarks/README.md).
+    # A device without arithmetic of its own for the dtype (a CPU without AVX-512, where
+    # bfloat16 is emulated about 100x slower than float32) computes in float32, with a warning.
     _C.MODEL.BACKBONE.FROZEN_AUTOCAST = ""
 
     # Datasets (Detectron2's DATASETS.TRAIN / DATASETS.TEST name them) are registered when

@@ -1,5 +1,6 @@
 """MODEL.BACKBONE.FREEZE_FPN: with FREEZE_AT 5 the whole backbone stays as loaded;
 MODEL.BACKBONE.FROZEN_AUTOCAST: such a backbone computed in bfloat16, wherever a model is built."""
+import logging
 import os
 
 import pytest
@@ -9,11 +10,18 @@ from detectron2.modeling.backbone import FPN
 
 from pose2seg_d2.config import load_config
 from pose2seg_d2.engine import Pose2SegTrainer
-from pose2seg_d2.modeling import freeze_fpn
+from pose2seg_d2.modeling import freeze_fpn, frozen_backbone
 
 from .fixtures import register_tiny_person_dataset
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+
+
+@pytest.fixture(autouse=True)
+def native_reduced_precision(monkeypatch):
+    """The bfloat16 path on every machine: where the CPU would only emulate bfloat16, the
+    backbone computes in float32 (tested below with this switched off), slow but exact here."""
+    monkeypatch.setattr(frozen_backbone, "computes_natively", lambda device_type, dtype: True)
 
 
 @pytest.mark.parametrize("config", ["mask_rcnn_R_18_FPN_synthetic.yaml", "pose2seg_R_18_FPN_synthetic.yaml"])
@@ -159,3 +167,29 @@ def test_backbone_options_need_a_builder_that_reads_them():
     cfg = _synthetic_mask_rcnn(["MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone"])
     with pytest.raises(ValueError, match="read only by MODEL.BACKBONE.NAME 'build_frozen_resnet_fpn_backbone'"):
         Pose2SegTrainer.build_model(cfg)
+
+
+def test_frozen_autocast_computes_float32_where_the_device_would_emulate_it(monkeypatch, caplog):
+    monkeypatch.setattr(frozen_backbone, "computes_natively", lambda device_type, dtype: False)
+    frozen_backbone._warn_emulated.cache_clear()
+    torch.manual_seed(0)
+    reference = _detectron2_build_model("mask_rcnn_R_18_FPN_synthetic.yaml", ["MODEL.BACKBONE.FROZEN_AUTOCAST", ""])
+    reduced = _detectron2_build_model("mask_rcnn_R_18_FPN_synthetic.yaml")
+    reduced.load_state_dict(reference.state_dict())
+    images = torch.rand(2, 3, 64, 96) * 255 - 120
+    logger = logging.getLogger(frozen_backbone.__name__)
+    logger.addHandler(caplog.handler)  # the package's loggers may not propagate (setup_logger)
+    try:
+        dtypes, features = _conv_output_dtypes(reduced.backbone, images)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert dtypes and set(dtypes) == {torch.float32}
+    assert "computes in float32" in caplog.text and "FROZEN_AUTOCAST" in caplog.text
+    with torch.no_grad():
+        expected = reference.backbone(images)
+    for name in expected:
+        # float32 up to the summation order of a channels-last convolution; bfloat16 would be
+        # off by about 1e-3 of the range
+        assert features[name].dtype == torch.float32
+        assert (features[name] - expected[name]).abs().max() <= 1e-5 * expected[name].abs().max(), name
+
