@@ -1,5 +1,5 @@
 """
-An independent re-creation of what the Pose2Seg release computes at test time (SPEC §6), written
+An independent re-creation of what the Pose2Seg release computes at test time (docs/method.md §6), written
 from its arithmetic, one person at a time: NumPy and OpenCV for the geometry (in float32 where
 the release works in float32), PyTorch's ``affine_grid`` / ``grid_sample`` with aligned corners
 as PyTorch 1.0 had them, and torch modules with the release's layer names and shapes (so that

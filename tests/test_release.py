@@ -1,5 +1,5 @@
 """
-Faithfulness to the release (issue 12): its template fit, its skeleton features, its test-time
+Faithfulness to the release (docs/method.md §6): its template fit, its skeleton features, its test-time
 model run from a converted checkpoint (against tests/release_reference.py, an independent
 re-creation of its computation), and the configs that run without any dataset on disk.
 """

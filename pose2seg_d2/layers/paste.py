@@ -1,4 +1,4 @@
-"""Warping per-person window predictions back into the image (SPEC §2.7)."""
+"""Warping per-person window predictions back into the image (docs/method.md §2.7)."""
 from typing import NamedTuple
 
 import torch

@@ -42,7 +42,7 @@ def load_templates(path, mirror="swap_rows"):
 
 @POSE2SEG_ALIGNER_REGISTRY.register()
 class PoseAffineAligner(nn.Module):
-    """Affine-Align (SPEC §2.3): the best-scoring pose template's similarity transform."""
+    """Affine-Align (docs/method.md §2.3): the best-scoring pose template's similarity transform."""
 
     @configurable
     def __init__(self, *, templates, window_size, hard_rule=True, fallback="whole_map", fallback_enlarge=1.25):

@@ -33,7 +33,7 @@ __all__ = ["Pose2Seg"]
 @META_ARCH_REGISTRY.register()
 class Pose2Seg(nn.Module):
     """
-    Pose-based, detection-free human instance segmentation (SPEC §2): one mask per given
+    Pose-based, detection-free human instance segmentation (docs/method.md §2): one mask per given
     skeleton. The backbone's ``in_feature`` map is sampled into a window per person by the
     aligner, skeleton channels are added, and the head predicts the mask in the window, which is
     warped back into the image at inference.

@@ -1,4 +1,4 @@
-"""SegModule: the fully convolutional mask head that runs in the aligned window (SPEC §2.5)."""
+"""SegModule: the fully convolutional mask head that runs in the aligned window (docs/method.md §2.5)."""
 import math
 
 import fvcore.nn.weight_init as weight_init

@@ -1,4 +1,4 @@
-"""Pose templates and Affine-Align's choice of transform (SPEC §2.2-2.3)."""
+"""Pose templates and Affine-Align's choice of transform (docs/method.md §2.2-2.3)."""
 import json
 from dataclasses import dataclass
 
@@ -245,7 +245,7 @@ class PoseTemplates:
 
     def fit(self, keypoints, src_size, dst_size, hard=True, fallback="whole_map", fallback_enlarge=1.25):
         """
-        Choose each person's transform into the window (SPEC §2.3).
+        Choose each person's transform into the window (docs/method.md §2.3).
 
         Every template is fitted (see :meth:`similarity_fits`); its unit-square transform is
         scaled to the window (x by the window width, y by its height, as the release does).

@@ -1,4 +1,5 @@
-"""The release's backbone: ResNet with an FPN whose top-down path upsamples bilinearly (SPEC §6)."""
+"""The release's backbone: ResNet with an FPN whose top-down path upsamples bilinearly
+(docs/method.md §6)."""
 import math
 
 import fvcore.nn.weight_init as weight_init

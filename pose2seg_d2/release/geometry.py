@@ -1,5 +1,5 @@
 """
-The geometry of the release's test time (SPEC §6) that differs from this project's own: its fixed
+The geometry of the release's test time (docs/method.md §6) that differs from this project's own: its fixed
 square input and the way its windows are sampled. Used by
 :class:`pose2seg_d2.release.ReleasePose2Seg`.
 

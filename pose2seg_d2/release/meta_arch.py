@@ -1,4 +1,4 @@
-"""Pose2Seg with the release's test-time conventions, to run its trained model (SPEC §6)."""
+"""Pose2Seg with the release's test-time conventions, to run its trained model (docs/method.md §6)."""
 import torch
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY
