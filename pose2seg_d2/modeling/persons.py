@@ -50,8 +50,8 @@ def gather_persons(keypoints_per_image, scores_per_image, feature_frames, image_
             torch.arange(num_images, dtype=torch.float64)[:, None],
             feature_from_input.to(torch.float64).reshape(num_images, 9),
             feature_sizes.to(torch.float64).reshape(num_images, 2),
-            torch.tensor(image_sizes, dtype=torch.float64).reshape(num_images, 2),
-            torch.tensor(output_sizes, dtype=torch.float64).reshape(num_images, 2),
+            _sizes_tensor(image_sizes),
+            _sizes_tensor(output_sizes),
         ],
         dim=1,
     )
@@ -68,3 +68,9 @@ def gather_persons(keypoints_per_image, scores_per_image, feature_frames, image_
         output_sizes=per_person[:, 14:16],
         counts=counts,
     )
+
+
+def _sizes_tensor(sizes):
+    """(B, 2) float64 from B (height, width) pairs of ints, or of 0-dim tensors, or (2,) tensors
+    (as ``ImageList.image_sizes`` holds them while a model is traced)."""
+    return torch.tensor([[float(h), float(w)] for h, w in sizes], dtype=torch.float64).reshape(len(sizes), 2)
