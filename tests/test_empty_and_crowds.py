@@ -18,11 +18,13 @@ import torch
 from detectron2.data import DatasetCatalog
 from detectron2.engine import default_argument_parser
 from detectron2.modeling import build_model
+from detectron2.structures import Boxes, Instances
 
 import train_net
 from pose2seg_d2.config import load_config
 from pose2seg_d2.data import Pose2SegDatasetMapper, register_person_dataset
 from pose2seg_d2.engine import Pose2SegPredictor, Pose2SegTrainer
+from pose2seg_d2.modeling import GTKeypointSource
 
 from .fixtures import make_tiny_person_dataset, tiny_pose2seg_cfg, write_templates
 from .test_demo import load_demo
@@ -201,6 +203,26 @@ def test_gt_source_still_asks_for_keypoint_mapping(templates_file):
     with pytest.raises(ValueError, match=r"needs instances with gt_keypoints, but input 0 \(/data/000005.jpg\)"):
         with torch.no_grad():
             model([x])
+
+
+def test_record_without_annotations_and_instances_without_persons_have_no_persons(dataset):
+    """A record without an "annotations" key maps to no persons; the gt source takes instances
+    without any person and without gt_keypoints (another mapper's) as no persons, and instances
+    with persons but no gt_keypoints as not mapped with keypoints."""
+    record = copy.deepcopy(DatasetCatalog.get(dataset["name"])[0])
+    del record["annotations"]
+    mapped = Pose2SegDatasetMapper(dataset_cfg(dataset), False)(record)
+    assert mapped["instances"].gt_keypoints.tensor.shape == (0, 17, 3)
+
+    source = GTKeypointSource()
+    image = torch.zeros(3, 8, 8, dtype=torch.uint8)
+    empty = Instances((8, 8), gt_boxes=Boxes(torch.zeros(0, 4)), gt_classes=torch.zeros(0, dtype=torch.long))
+    inputs = [{"image": image, "instances": empty}, {"image": image, "instances": Instances((8, 8))}]
+    out = source(inputs, [(8, 8)] * 2, torch.device("cpu"))
+    assert [tuple(k.shape) for k, _ in out] == [(0, 17, 3)] * 2 and [len(s) for _, s in out] == [0, 0]
+    persons = {"image": image, "file_name": "a.jpg", "instances": Instances((8, 8), gt_boxes=Boxes(torch.zeros(1, 4)))}
+    with pytest.raises(ValueError, match=r"needs instances with gt_keypoints, but input 0 \(a.jpg\)"):
+        source([persons], [(8, 8)], torch.device("cpu"))
 
 
 # ---------------------------------------------------------------------------- predictor, demo

@@ -164,8 +164,8 @@ class Pose2SegDatasetMapper(ValidatingDatasetMapper):
         transforms = self.augmentations(aug_input)
         image = aug_input.image
         dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
-        if "annotations" in dataset_dict:
-            self._transform_annotations(dataset_dict, transforms, image.shape[:2])
+        dataset_dict.setdefault("annotations", [])  # a record without annotations has no persons
+        self._transform_annotations(dataset_dict, transforms, image.shape[:2])
         return dataset_dict
 
 

@@ -104,13 +104,20 @@ def _input_from_original_scale(x, image_size):
     return w / x.get("width", w), h / x.get("height", h)
 
 
+def _has_no_persons(instances):
+    """Instances of an image without persons: Detectron2's ``annotations_to_instances`` gives
+    them no ``gt_keypoints`` (it adds the field only when there are annotations)."""
+    return not instances.get_fields() or len(instances) == 0
+
+
 @KEYPOINT_SOURCE_REGISTRY.register()
 class GTKeypointSource:
     """Ground-truth keypoints: ``instances.gt_keypoints`` of each input, where the inputs hold
     them (on the host, as a data loader gives them); every person scores 1. An image without
     persons has an empty (0, 17, 3) ``gt_keypoints`` (:class:`Pose2SegDatasetMapper` gives it
-    for an image with no annotations or only crowd regions) and gets no persons; an input
-    without ``instances.gt_keypoints`` was not mapped with keypoints, an error."""
+    for an image with no annotations or only crowd regions), or instances without any person
+    (as other mappers give it), and gets no persons; an input without instances, or whose
+    persons have no ``gt_keypoints``, was not mapped with keypoints, an error."""
 
     def __init__(self, cfg=None):
         pass
@@ -119,6 +126,9 @@ class GTKeypointSource:
         out = []
         for i, x in enumerate(batched_inputs):
             instances = x.get("instances")
+            if instances is not None and not instances.has("gt_keypoints") and _has_no_persons(instances):
+                out.append((torch.zeros(0, NUM_KEYPOINTS, 3), torch.zeros(0)))
+                continue
             if instances is None or not instances.has("gt_keypoints"):
                 raise ValueError(
                     f"KEYPOINT_SOURCE 'gt' needs instances with gt_keypoints, but input {i} "
