@@ -190,6 +190,6 @@ def test_frozen_autocast_computes_float32_where_the_device_would_emulate_it(monk
     for name in expected:
         # float32 up to the summation order of a channels-last convolution; bfloat16 would be
         # off by about 1e-3 of the range
-        assert features[name].dtype == torch.float32
+        assert features[name].dtype == torch.float32 and features[name].is_contiguous()
         assert (features[name] - expected[name]).abs().max() <= 1e-5 * expected[name].abs().max(), name
 

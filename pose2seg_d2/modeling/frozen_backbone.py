@@ -4,6 +4,7 @@ optionally computed in reduced precision (MODEL.BACKBONE.FROZEN_AUTOCAST). Both 
 building it (MODEL.BACKBONE.NAME "build_frozen_resnet_fpn_backbone"), so that every model built
 from such a config, by Detectron2's ``build_model`` or any other way, honors them.
 """
+import contextlib
 import functools
 import logging
 
@@ -122,10 +123,12 @@ class FrozenFPN(FPN):
         """
         if self.autocast_dtype is None:
             return super().forward(x)
-        if not computes_natively(x.device.type, self.autocast_dtype):
+        if computes_natively(x.device.type, self.autocast_dtype):
+            reduced = torch.autocast(x.device.type, dtype=self.autocast_dtype)
+        else:
             _warn_emulated(x.device.type, self.autocast_dtype)
-            return super().forward(x.contiguous(memory_format=torch.channels_last))
-        with torch.autocast(x.device.type, dtype=self.autocast_dtype):
+            reduced = contextlib.nullcontext()
+        with reduced:
             features = super().forward(x.contiguous(memory_format=torch.channels_last))
         return {name: f.float().contiguous() for name, f in features.items()}
 
