@@ -12,9 +12,18 @@ skeletons, the image's stem + ".png") into --output:
         --keypoint-config configs/synthetic/keypoint_rcnn_R_18_FPN_synthetic.yaml \\
         --keypoint-weights output/demo/keypoint_rcnn/model_final.pth --opts MODEL.WEIGHTS ...
 
-A results entry's image_id names its image by file stem: 000123.jpg is image_id 123 or "000123".
-Exit status: 0 when every image was written, 1 when some image could not be read (the others
-are written), 2 for bad arguments, a missing input, or an unusable keypoints file.
+A video goes through the same way, frame by frame, into a video of the same frame rate and size
+(--output a .mp4, .avi or .mkv file, or a folder: the video's stem + ".mp4"); --webcam shows the
+webcam's frames drawn in a window (Esc or q ends it) and writes them to --output if given:
+
+    python demo.py --config-file ... --video-input street.mp4 --output output/demo_videos \\
+        --keypoint-config ... --keypoint-weights ... --opts MODEL.WEIGHTS ...
+
+A results entry's image_id names its image by file stem: 000123.jpg is image_id 123 or "000123";
+a video frame by its index, from 0. Persons scoring below --confidence-threshold are not drawn.
+Exit status: 0 when every image or frame was written, 1 when some image could not be read (the
+others are written) or a video frame could not be decoded (the video ends there), 2 for bad
+arguments, a missing input or video, or an unusable keypoints file.
 """
 import argparse
 import glob
@@ -26,14 +35,29 @@ import cv2
 
 import pose2seg_d2  # noqa: F401  (registers the model)
 from pose2seg_d2.config import load_config
-from pose2seg_d2.data.builtin import person_metadata
 from pose2seg_d2.engine import Pose2SegPredictor, WeightsUnavailableError
 from pose2seg_d2.modeling import KeypointsFileError
 from pose2seg_d2.modeling.keypoint_sources import image_keys
+from pose2seg_d2.visualization import (
+    CONFIDENCE_THRESHOLD,
+    DEFAULT_FPS,
+    FrameDecodeError,
+    PersonColors,
+    VideoError,
+    VideoSink,
+    draw_persons,
+    open_video,
+    palette_colors,
+    read_frames,
+    score_labels,
+    video_output_path,
+)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 logger = logging.getLogger("pose2seg_d2.demo")
+
+WEBCAM_WINDOW = "pose2seg_d2 webcam (Esc or q: quit)"
 
 
 class DemoError(Exception):
@@ -43,17 +67,31 @@ class DemoError(Exception):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config-file", required=True, help="the Pose2Seg config")
-    parser.add_argument("--input", nargs="+", required=True, help="image files, globs or folders")
-    parser.add_argument("--output", required=True, help="folder for the PNGs")
+    inputs = parser.add_mutually_exclusive_group(required=True)
+    inputs.add_argument("--input", nargs="+", help="image files, globs or folders")
+    inputs.add_argument("--video-input", help="a video file")
+    inputs.add_argument("--webcam", action="store_true", help="the webcam (device 0)")
+    parser.add_argument(
+        "--output", help="folder for the PNGs; for a video, a .mp4/.avi/.mkv file or a folder (optional with --webcam)"
+    )
     keypoints = parser.add_mutually_exclusive_group()
     keypoints.add_argument("--keypoints", help="a COCO keypoint results file (KEYPOINT_SOURCE json)")
     keypoints.add_argument("--keypoint-config", help="a Detectron2 keypoint model config (KEYPOINT_SOURCE model)")
     parser.add_argument("--keypoint-weights", default="", help="that model's weights")
-    parser.add_argument("--score-threshold", type=float, default=0.0, help="draw only masks scoring at least this")
+    parser.add_argument(
+        "--confidence-threshold", type=float, default=CONFIDENCE_THRESHOLD,
+        help=f"draw only the persons scoring at least this (default {CONFIDENCE_THRESHOLD})",
+    )  # fmt: skip
+    parser.add_argument("--score-threshold", type=float, help="deprecated: --confidence-threshold")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides (KEY VALUE ...)")
     args = parser.parse_args(argv)
     if args.keypoint_weights and not args.keypoint_config:
         parser.error("--keypoint-weights needs --keypoint-config")
+    if args.output is None and not args.webcam:
+        parser.error("--output is required (with --input or --video-input)")
+    if args.score_threshold is not None:
+        logger.warning("--score-threshold is deprecated: use --confidence-threshold")
+        args.confidence_threshold = args.score_threshold
     return args
 
 
@@ -118,25 +156,33 @@ def setup_cfg(args):
     return cfg
 
 
-def draw(image_bgr, instances, score_threshold):
-    """The image with the masks (each in its color) and the skeletons; (H, W, 3) uint8 BGR."""
-    from detectron2.data import MetadataCatalog
-    from detectron2.utils.visualizer import Visualizer
-
-    metadata = MetadataCatalog.get("__pose2seg_demo")
-    if not metadata.get("keypoint_names"):
-        metadata.set(**person_metadata())
-    instances = instances[instances.scores >= score_threshold]
-    visualizer = Visualizer(image_bgr[:, :, ::-1], metadata, scale=1.0)
-    out = visualizer.draw_instance_predictions(instances)
-    drawn = out.get_image()[:, :, ::-1]
-    if drawn.shape[:2] != image_bgr.shape[:2]:
-        drawn = cv2.resize(drawn, (image_bgr.shape[1], image_bgr.shape[0]))
-    return drawn
+def draw(image_bgr, instances, score_threshold, colors=None):
+    """
+    The image with the persons scoring at least ``score_threshold``: their masks (each in its
+    color), skeletons and scores; (H, W, 3) uint8 BGR. ``colors``: a :class:`PersonColors` that
+    gives the persons their colors (a video's, from frame to frame); None: the palette's, in
+    score order.
+    """
+    kept = instances[instances.scores >= score_threshold]
+    if colors is not None:
+        indices = colors(kept.pred_keypoints, kept.pred_masks.flatten(1).sum(1))
+    else:
+        indices = range(len(kept))
+    drawn = draw_persons(
+        image_bgr[:, :, ::-1],
+        palette_colors(indices),
+        masks=kept.pred_masks.numpy() if kept.has("pred_masks") else None,
+        keypoints=kept.pred_keypoints.numpy() if kept.has("pred_keypoints") else None,
+        labels=score_labels(kept.scores) if kept.has("pred_boxes") else None,
+        label_boxes=kept.pred_boxes.tensor.numpy() if kept.has("pred_boxes") else None,
+    )
+    return drawn[:, :, ::-1]
 
 
 def run(args):
     """Returns the exit status."""
+    if args.video_input or args.webcam:
+        return run_video(args)
     paths = expand_inputs(args.input)
     cfg = setup_cfg(args)
     predictor = Pose2SegPredictor(cfg)
@@ -156,12 +202,112 @@ def run(args):
             )
         instances = predictor(image, file_name=path)["instances"].to("cpu")
         out_path = os.path.join(args.output, output_name(path))
-        cv2.imwrite(out_path, draw(image, instances, args.score_threshold))
+        cv2.imwrite(out_path, draw(image, instances, args.confidence_threshold))
         logger.info(f"{path}: {len(instances)} persons -> {out_path}")
     if unreadable:
         logger.error(f"{len(unreadable)} of {len(paths)} images could not be read: {', '.join(unreadable)}")
         return 1
     return 0
+
+
+def run_video(args):
+    """--video-input or --webcam; returns the exit status."""
+    if args.webcam:
+        capture, fps, frame_count = cv2.VideoCapture(0), None, None
+        if not capture.isOpened():
+            raise DemoError("--webcam: cannot open the webcam (device 0)")
+        name = "the webcam"
+        show = _has_window()
+        if not show and not args.output:
+            raise DemoError("--webcam: this OpenCV cannot show a window (opencv-python-headless); give --output")
+        out_path = video_output_path(args.output, "webcam") if args.output else None
+    else:
+        out_path = video_output_path(args.output, args.video_input)  # a bad --output before the video is read
+        capture, fps, frame_count = open_video(args.video_input)
+        name, show = args.video_input, False
+    try:
+        cfg = setup_cfg(args)
+        predictor = Pose2SegPredictor(cfg)
+        if fps is None:
+            fps = DEFAULT_FPS
+            if out_path:
+                logger.warning(f"{name} does not tell its frame rate; writing {out_path} at {fps:g} frames per second")
+        sink = VideoSink(out_path, fps) if out_path else None
+        try:
+            frames = read_frames(capture, frame_count)
+            return segment_video(predictor, frames, sink, args.confidence_threshold, name, frame_count, show)
+        finally:
+            if sink is not None:
+                sink.close()
+            if show:
+                cv2.destroyWindow(WEBCAM_WINDOW)
+    finally:
+        capture.release()
+
+
+def _has_window():
+    try:
+        cv2.namedWindow(WEBCAM_WINDOW)
+    except cv2.error:
+        return False
+    return True
+
+
+def segment_video(predictor, frames, sink, score_threshold, name, frame_count=None, show=False):
+    """
+    Segment and draw ``frames`` one at a time, each person in its color from frame to frame
+    (:class:`PersonColors`), and write them to ``sink`` (a :class:`VideoSink`, or None) and the
+    webcam window (``show``). A frame the keypoints file has no entries for (image_id = the
+    frame's index) is written without masks; those frames are counted in a warning.
+
+    Args:
+        frames (iterable): (H, W, 3) uint8 BGR frames; a :class:`FrameDecodeError` from it ends
+            the video there.
+        name (str): the video, for the messages.
+
+    Returns:
+        int: the exit status, 0, or 1 when a frame could not be decoded.
+    """
+    from tqdm import tqdm
+
+    source = predictor.model.keypoint_source
+    colors = PersonColors()
+    without_entries = []
+    status = 0
+    bar = tqdm(total=frame_count and int(frame_count), unit="frame", desc=os.path.basename(name), dynamic_ncols=True)
+    try:
+        for index, frame in enumerate(frames):
+            if hasattr(source, "entries") and source.entries({"image_id": index}) is None:
+                without_entries.append(index)
+            instances = predictor(frame, image_id=index)["instances"].to("cpu")
+            drawn = draw(frame, instances, score_threshold, colors)
+            if sink is not None:
+                sink.write(drawn)
+            bar.update(1)
+            if show:
+                cv2.imshow(WEBCAM_WINDOW, drawn)
+                if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                    break
+    except FrameDecodeError as e:
+        if bar.n == 0:
+            raise VideoError(f"{name}: no frame could be decoded ({e})") from e
+        logger.error(f"{name}: {e}; the video ends there, after {bar.n} frames")
+        status = 1
+    except KeyboardInterrupt:
+        logger.info(f"{name}: interrupted")
+    finally:
+        bar.close()
+    if bar.n == 0:
+        raise VideoError(f"{name}: no frame could be decoded")
+    if without_entries:
+        shown = ", ".join(map(str, without_entries[:10])) + (", ..." if len(without_entries) > 10 else "")
+        logger.warning(
+            f"{name}: {len(without_entries)} of {bar.n} frames have no entries in "
+            f"{predictor.cfg.MODEL.POSE2SEG.KEYPOINTS_FILE} (image_id = frame index: {shown}); written without masks"
+        )
+    if sink is not None:
+        logger.info(f"{name}: {sink.frames_written} frames -> {sink.path}")
+    return status
 
 
 def main(argv=None):
@@ -171,7 +317,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         return run(args)
-    except (DemoError, KeypointsFileError, FileNotFoundError, WeightsUnavailableError) as e:
+    except (DemoError, VideoError, KeypointsFileError, FileNotFoundError, WeightsUnavailableError) as e:
         print(f"demo.py: error: {e}", file=sys.stderr)
         return 2
 
