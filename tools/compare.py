@@ -65,7 +65,7 @@ def parse_args(argv=None):
     parser.add_argument("--num-figures", type=int, default=4, help="images drawn in grids, per test set")
     parser.add_argument(
         "--figure-score-threshold", type=float, default=FIGURE_SCORE_THRESHOLD,
-        help="the grids draw the masks that score at least this",
+        help="the grids draw the masks that score at least this (demo.py's --confidence-threshold default)",
     )  # fmt: skip
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides for every model")
     return parser.parse_args(argv)

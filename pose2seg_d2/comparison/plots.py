@@ -3,15 +3,18 @@ import os
 
 import cv2
 import numpy as np
-from detectron2.utils.colormap import colormap
+import torch
 from detectron2.utils.visualizer import Visualizer
 
 from ..data.coco_format import decode_segmentation
+from ..visualization import CONFIDENCE_THRESHOLD, greedy_match, mask_iou, palette_colors
 
 __all__ = [
+    "FIGURE_MATCH_IOU",
     "FIGURE_SCORE_THRESHOLD",
     "PANEL_GAP",
     "TITLE_HEIGHT",
+    "ground_truth_matches",
     "masks_panel",
     "plot_ap_by_max_iou",
     "titled_grid",
@@ -20,19 +23,37 @@ __all__ = [
 
 TITLE_HEIGHT = 22
 PANEL_GAP = 4
-# the grids draw a run's masks that score at least this (tools/compare.py --figure-score-threshold)
-FIGURE_SCORE_THRESHOLD = 0.5
-_PALETTE = colormap(rgb=True, maximum=1)
+# the grids draw a run's masks that score at least this (tools/compare.py --figure-score-threshold),
+# the threshold demo.py draws persons at
+FIGURE_SCORE_THRESHOLD = CONFIDENCE_THRESHOLD
+# a run's mask takes the color of the ground-truth person it overlaps by at least this IoU (one
+# to one, the highest IoU first); the others are drawn as false positives, in gray: the IoU at
+# which COCO's AP50 counts a mask as found
+FIGURE_MATCH_IOU = 0.5
 
 
-def masks_panel(image_rgb, masks, metadata=None):
+def ground_truth_matches(masks, gt_masks, min_iou=FIGURE_MATCH_IOU):
     """
-    The image with each mask (H, W) bool of ``masks`` in its own color; (H, W, 3) uint8 RGB.
+    Args:
+        masks (Tensor): (N, H, W) bool, a run's masks.
+        gt_masks (Tensor): (M, H, W) bool, the image's ground-truth persons.
+
+    Returns:
+        Tensor: (N,) int64, the ground-truth person each mask matches (mask IoU at least
+        ``min_iou``, one to one, the highest IoU first), -1 for none.
+    """
+    return greedy_match(mask_iou(masks, gt_masks), min_iou)
+
+
+def masks_panel(image_rgb, masks, metadata=None, color_indices=None):
+    """
+    The image with each mask (H, W) bool of ``masks`` in its color: palette color
+    ``color_indices[i]`` (-1: the false positives' gray), by default the i-th; (H, W, 3) uint8 RGB.
     """
     visualizer = Visualizer(image_rgb, metadata, scale=1.0)
     masks = [np.asarray(m, dtype=bool) for m in masks]
     if masks:
-        colors = [_PALETTE[i % len(_PALETTE)] for i in range(len(masks))]
+        colors = palette_colors(range(len(masks)) if color_indices is None else color_indices)
         visualizer.overlay_instances(masks=masks, assigned_colors=colors, alpha=0.55)
     panel = visualizer.output.get_image()
     if panel.shape[:2] != image_rgb.shape[:2]:
@@ -93,7 +114,8 @@ def write_figures(output_dir, dataset, runs, indices, score_threshold=FIGURE_SCO
     """
     One grid PNG per image of ``dataset`` (input | ground truth | one panel per run of that
     dataset, its masks scoring >= ``score_threshold``) and its AP-by-MaxIoU plot; the file names
-    carry the dataset's name.
+    carry the dataset's name. Ground-truth person i has palette color i; a run's mask has the
+    color of the ground-truth person it matches (:func:`ground_truth_matches`), gray if none.
 
     Args:
         runs (list[ModelRun]): evaluated runs; those of ``dataset`` hold their predictions on
@@ -116,10 +138,12 @@ def write_figures(output_dir, dataset, runs, indices, score_threshold=FIGURE_SCO
         h, w = image.shape[:2]
         gt_masks = [decode_segmentation(a["segmentation"], h, w).astype(bool) for a in record.get("annotations", [])]
         panels = [("input", image), ("ground truth", masks_panel(image, gt_masks, metadata))]
+        gt = torch.from_numpy(np.stack(gt_masks)) if gt_masks else torch.zeros(0, h, w, dtype=torch.bool)
         for run in runs:
             instances = run.predictions[k]
-            masks = [m.numpy() for m in instances.pred_masks[instances.scores >= score_threshold]]
-            panels.append((run.label, masks_panel(image, masks, metadata)))
+            masks = instances.pred_masks[instances.scores >= score_threshold].to("cpu", torch.bool)
+            matches = ground_truth_matches(masks, gt)
+            panels.append((run.label, masks_panel(image, list(masks.numpy()), metadata, matches.tolist())))
         path = os.path.join(output_dir, f"grid_{dataset}_{index:04d}.png")
         cv2.imwrite(path, cv2.cvtColor(titled_grid(panels), cv2.COLOR_RGB2BGR))
         paths.append(path)
