@@ -213,9 +213,11 @@ def run(args):
 def run_video(args):
     """--video-input or --webcam; returns the exit status."""
     if args.webcam:
-        capture, fps, frame_count = cv2.VideoCapture(0), None, None
+        capture, frame_count = cv2.VideoCapture(0), None
         if not capture.isOpened():
             raise DemoError("--webcam: cannot open the webcam (device 0)")
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        fps = fps if fps and fps > 0 else None
         name = "the webcam"
         show = _has_window()
         if not show and not args.output:
