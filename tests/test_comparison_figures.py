@@ -31,7 +31,7 @@ def interior(mask, others):
 
 
 def test_matched_masks_take_their_ground_truth_persons_colors(tmp_path):
-    name = register_tiny_person_dataset("tiny_figure_colors", str(tmp_path / "data"), num_images=2, size=(96, 128), seed=3)
+    name = register_tiny_person_dataset("tiny_figure_colors", str(tmp_path / "data"), num_images=1, seed=3)
     record = DatasetCatalog.get(name)[0]
     h, w = record["height"], record["width"]
     gt = np.stack([decode_segmentation(a["segmentation"], h, w).astype(bool) for a in record["annotations"]])

@@ -69,7 +69,8 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("video")
     write_video(root / "walk.mp4", make_frames())
     entries = [
-        {"image_id": k, "category_id": 1, "keypoints": person_keypoints(name, k).reshape(-1).tolist(), "score": SCORES[name][k % 2]}
+        {"image_id": k, "category_id": 1, "keypoints": person_keypoints(name, k).reshape(-1).tolist(),
+         "score": SCORES[name][k % 2]}
         for k in range(NUM_FRAMES) if k != FRAME_WITHOUT_ENTRIES for name in STARTS
     ]  # fmt: skip
     (root / "results.json").write_text(json.dumps(entries))
@@ -80,7 +81,8 @@ def setup(tmp_path_factory):
     torch.save({"model": build_model(cfg).state_dict()}, root / "pose2seg.pth")
     # the masks scored by the persons' scores alone, so that which are drawn is known
     opts = ["MODEL.WEIGHTS", str(root / "pose2seg.pth"), "MODEL.POSE2SEG.SCORE", "person"]
-    return {"root": root, "video": root / "walk.mp4", "results": str(root / "results.json"), "config": str(root / "pose2seg.yaml"), "opts": opts}
+    return {"video": root / "walk.mp4", "results": str(root / "results.json"), "config": str(root / "pose2seg.yaml"),
+            "opts": opts}  # fmt: skip
 
 
 @pytest.fixture
@@ -129,7 +131,8 @@ def test_video_comes_out_with_every_frame_and_each_person_in_one_color(setup, tm
     drawn, fps = read_video(out)
     assert len(frames) == NUM_FRAMES and len(drawn) == NUM_FRAMES and fps == FPS
     assert all(d.shape == (*SIZE, 3) for d in drawn)
-    assert f"1 of {NUM_FRAMES} frames have no entries" in logs.text and f"frame index: {FRAME_WITHOUT_ENTRIES})" in logs.text
+    assert f"1 of {NUM_FRAMES} frames have no entries" in logs.text
+    assert f"frame index: {FRAME_WITHOUT_ENTRIES})" in logs.text
     assert len(seen) == NUM_FRAMES and all(np.array_equal(f, s) for f, (s, _) in zip(frames, seen))
 
     colors = {"A": [], "B": []}

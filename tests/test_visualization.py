@@ -42,7 +42,9 @@ def test_keypoint_similarity_is_cocos_oks():
 
     evaluator = COCOeval(iouType="keypoints")
     evaluator._gts, evaluator._dts = defaultdict(list), defaultdict(list)
-    evaluator._gts[1, 1] = [{"keypoints": k.reshape(-1).tolist(), "area": a, "bbox": [0, 0, 10, 10]} for k, a in zip(reference, areas)]
+    evaluator._gts[1, 1] = [
+        {"keypoints": k.reshape(-1).tolist(), "area": a, "bbox": [0, 0, 10, 10]} for k, a in zip(reference, areas)
+    ]
     # scores descending in the given order: computeOks sorts the detections by score
     evaluator._dts[1, 1] = [{"keypoints": k.reshape(-1).tolist(), "score": 1 - 0.1 * i} for i, k in enumerate(others)]
     coco = evaluator.computeOks(1, 1)

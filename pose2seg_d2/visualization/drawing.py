@@ -75,7 +75,9 @@ def draw_persons(image_rgb, colors, masks=None, keypoints=None, labels=None, lab
         font_size = 0.6 * max(math.sqrt(h * w) // 90, 10)  # Detectron2's default size, as for small persons
         for text, box, color in zip(labels, np.asarray(label_boxes, dtype=np.float64), colors):
             lighter = tuple(c + 0.5 * (1 - c) for c in color)
-            visualizer.draw_text(text, (box[0], box[1]), color=lighter, horizontal_alignment="left", font_size=font_size)
+            visualizer.draw_text(
+                text, (box[0], box[1]), color=lighter, horizontal_alignment="left", font_size=font_size
+            )
     drawn = visualizer.output.get_image()
     if drawn.shape[:2] != image_rgb.shape[:2]:
         drawn = cv2.resize(drawn, (image_rgb.shape[1], image_rgb.shape[0]))
