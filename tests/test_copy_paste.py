@@ -520,3 +520,21 @@ def test_mapper_options_that_cannot_work(mapper_cfgs):
     dense.merge_from_list(["MODEL.META_ARCHITECTURE", "DenseHumanPretraining"])
     with pytest.raises(ValueError, match="INPUT.COPY_PASTE.ENABLED is not supported"):
         train_mapper_class(dense)
+
+
+def test_visualization_tool_writes_the_grid(mapper_cfgs, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("visualize_copy_paste", os.path.join(REPO, "tools", "visualize_copy_paste.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(mapper_cfgs["pose2seg"].dump())
+    output = tmp_path / "grid.png"
+    tool.main(["--config-file", str(config_file), "--output", str(output), "--num-samples", "3", "--columns", "2"])
+    grid = cv2.imread(str(output))
+    cell = tool.CELL_SIZE + tool.TITLE_HEIGHT
+    assert grid.shape == (2 * cell + tool.GAP, 2 * tool.CELL_SIZE + tool.GAP, 3)
+    # a sample cell holds the drawing, not the blank of a missing one
+    assert grid[tool.TITLE_HEIGHT : cell, : tool.CELL_SIZE].std() > 10
+    assert (grid[cell + tool.GAP :, tool.CELL_SIZE + tool.GAP :] == 255).all()

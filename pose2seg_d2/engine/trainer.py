@@ -126,7 +126,8 @@ def _ddp_without_device_ids_on_cpu(cfg):
 class Pose2SegTrainer(DefaultTrainer):
     """
     DefaultTrainer with: the Pose2Seg dataset mapper (for Pose2Seg models; Detectron2's with
-    clear errors on bad data, :class:`ValidatingDatasetMapper`, for the others), Adam or SGD,
+    clear errors on bad data, :class:`ValidatingDatasetMapper`, for the others; in training with
+    INPUT.COPY_PASTE.ENABLED, their copy-paste counterparts, :func:`train_mapper_class`), Adam or SGD,
     COCO mask AP overall and by MaxIoU bucket, distributed training on CPUs (gloo) as well
     as GPUs, and checkpoints written atomically (:class:`AtomicDetectionCheckpointer`), so a
     training killed at any moment resumes (``--resume``) from its last complete checkpoint.

@@ -168,7 +168,10 @@ class CopyPaste:
         person_boxes = _person_boxes(persons, masks)
 
         placements = [
-            self.placement(rng, (height, width), c.mask.shape, person_boxes, self.scale_range, self.flip_prob, self.occlude_buffer)
+            self.placement(
+                rng, (height, width), c.mask.shape, person_boxes, self.scale_range, self.flip_prob,
+                self.occlude_buffer,
+            )
             for c in crops
         ]  # fmt: skip
         result = paste_persons(image, masks, keypoints, crops, placements, self.flip_indices, self.min_visible)

@@ -42,7 +42,8 @@ class CopyPasteSources:
             for anno in record.get("annotations", []):
                 if anno.get("iscrowd", 0) or "segmentation" not in anno or "bbox" not in anno:
                     continue
-                x0, y0, x1, y1 = BoxMode.convert(list(anno["bbox"]), anno.get("bbox_mode", BoxMode.XYWH_ABS), BoxMode.XYXY_ABS)
+                mode = anno.get("bbox_mode", BoxMode.XYWH_ABS)
+                x0, y0, x1, y1 = BoxMode.convert(list(anno["bbox"]), mode, BoxMode.XYXY_ABS)
                 keypoints = np.asarray(anno.get("keypoints", []), dtype=np.float64).reshape(-1, 3)
                 if (x1 - x0) * (y1 - y0) < min_area or int((keypoints[:, 2] > 0).sum()) < min_keypoints:
                     continue
@@ -98,8 +99,8 @@ class CopyPasteSources:
         try:
             image = utils.read_image(file_name, format=self.image_format)
         except Exception as e:
-            problem = (file_name, image_id, anno_id, "file_name", f"copy-paste source image unreadable: {type(e).__name__}: {e}")
-            raise InvalidDatasetError(problem) from e
+            reason = f"copy-paste source image unreadable: {type(e).__name__}: {e}"
+            raise InvalidDatasetError((file_name, image_id, anno_id, "file_name", reason)) from e
         height, width = entry["height"], entry["width"]
         if image.shape[:2] != (height, width):
             reason = f"copy-paste source image is {image.shape[1]}x{image.shape[0]}, the record says {width}x{height}"
