@@ -176,6 +176,33 @@ def add_pose2seg_config(cfg):
     # bfloat16 is emulated about 100x slower than float32) computes in float32, with a warning.
     _C.MODEL.BACKBONE.FROZEN_AUTOCAST = ""
 
+    # Copy-paste of persons in training (Occlusion Copy & Paste; pose2seg_d2/data/copy_paste/),
+    # for every model's training mapper (Pose2Seg, Mask R-CNN, Keypoint R-CNN): persons cut out of
+    # other images of DATASETS.TRAIN along their masks are pasted onto the image before the
+    # augmentations; persons underneath keep their visible pixels only, their covered keypoints
+    # become v = 1, boxes are recomputed. With masks trained, INPUT.MASK_FORMAT must be "bitmask".
+    _C.INPUT.COPY_PASTE = CN()
+    _C.INPUT.COPY_PASTE.ENABLED = False
+    # The probability that an image gets persons pasted.
+    _C.INPUT.COPY_PASTE.PROB = 0.8
+    # It then gets 1 to MAX_PASTED of them (the number uniform), each over the ones before.
+    _C.INPUT.COPY_PASTE.MAX_PASTED = 2
+    # Where each goes: "random" (anywhere inside the image) or "occlude" (next to and over one of
+    # the image's persons: its center uniform in that person's box grown by OCCLUDE_BUFFER of its
+    # size on each side; "random" when the image has none).
+    _C.INPUT.COPY_PASTE.PLACEMENT = "occlude"
+    _C.INPUT.COPY_PASTE.OCCLUDE_BUFFER = 0.4
+    # A person covered until less than this fraction of its mask is visible is removed.
+    _C.INPUT.COPY_PASTE.MIN_VISIBLE = 0.1
+    # A pasted person is resized by a factor uniform in this range (capped so that it fits the
+    # image) and mirrored left-right with probability FLIP_PROB (left and right keypoints swapped).
+    _C.INPUT.COPY_PASTE.SCALE_RANGE = (0.8, 1.2)
+    _C.INPUT.COPY_PASTE.FLIP_PROB = 0.5
+    # Persons that can be pasted: not crowd regions, a box of at least MIN_SOURCE_AREA pixels and
+    # at least MIN_SOURCE_KEYPOINTS labeled keypoints (3: what a pose template fit needs).
+    _C.INPUT.COPY_PASTE.MIN_SOURCE_AREA = 1024
+    _C.INPUT.COPY_PASTE.MIN_SOURCE_KEYPOINTS = 3
+
     # Datasets (Detectron2's DATASETS.TRAIN / DATASETS.TEST name them) are registered when
     # pose2seg_d2.data is imported, before any config exists, and Detectron2 loads them through
     # DatasetCatalog.get(name) without a config; so two environment variables, not keys, steer

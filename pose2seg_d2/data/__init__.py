@@ -20,6 +20,7 @@ from .builtin import (
 from .coco_format import COCO_PERSON_SKELETON, decode_segmentation, encode_mask, person_category
 from .coco_persons import coco_persons_filename, filter_coco_persons, prepare_coco_persons
 from .dataset_mapper import DensePretrainingMapper, Pose2SegDatasetMapper, ValidatingDatasetMapper
+from .copy_paste import CopyPaste, CopyPasteDatasetMapper, CopyPastePose2SegMapper, CopyPasteSources
 from .max_iou import add_max_iou, max_iou, pairwise_box_iou
 from .ochuman import convert_ochuman, ochuman_coco_filename, ochuman_mask, prepare_ochuman
 from .synthetic import (

@@ -12,12 +12,16 @@ from detectron2.engine import defaults as d2_defaults
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils import comm
 
+from ..data.copy_paste import CopyPasteDatasetMapper, CopyPastePose2SegMapper
 from ..data.dataset_mapper import DensePretrainingMapper, Pose2SegDatasetMapper, ValidatingDatasetMapper
 from ..evaluation import OcclusionBucketEvaluator
 from ..modeling.frozen_backbone import check_backbone_options_are_read
 from .checkpoint import AtomicDetectionCheckpointer
 
-__all__ = ["Pose2SegTrainer", "build_adam_or_sgd_optimizer", "has_backbone", "input_kind", "takes_keypoints"]
+__all__ = [
+    "Pose2SegTrainer", "build_adam_or_sgd_optimizer", "has_backbone", "input_kind", "takes_keypoints",
+    "train_mapper_class",
+]  # fmt: skip
 
 # What a meta-architecture's class declares as ``input_kind``: what its inputs hold, and so
 # the dataset mapper the trainer gives it, in training and at test time. Those without the
@@ -28,6 +32,8 @@ TRAIN_MAPPERS = {
     "dense": DensePretrainingMapper,  # person masks and keypoint heatmap targets
 }
 TEST_MAPPERS = {"images": ValidatingDatasetMapper, "keypoints": Pose2SegDatasetMapper, "dense": ValidatingDatasetMapper}
+# The training mappers with INPUT.COPY_PASTE.ENABLED: the same, pasting persons onto the images.
+COPY_PASTE_TRAIN_MAPPERS = {"images": CopyPasteDatasetMapper, "keypoints": CopyPastePose2SegMapper}
 
 
 def _meta_architecture(cfg):
@@ -52,6 +58,20 @@ def takes_keypoints(cfg):
     """Whether ``cfg``'s model takes persons' keypoints as input (Pose2Seg, its subclasses, the
     keypoints-only reference), mapped by Pose2SegDatasetMapper."""
     return input_kind(cfg) == "keypoints"
+
+
+def train_mapper_class(cfg):
+    """The training mapper class of ``cfg``'s model: TRAIN_MAPPERS', or with
+    INPUT.COPY_PASTE.ENABLED its copy-paste counterpart (none for the dense pretraining)."""
+    kind = input_kind(cfg)
+    if not cfg.INPUT.COPY_PASTE.ENABLED:
+        return TRAIN_MAPPERS[kind]
+    if kind not in COPY_PASTE_TRAIN_MAPPERS:
+        raise ValueError(
+            f"INPUT.COPY_PASTE.ENABLED is not supported for {cfg.MODEL.META_ARCHITECTURE} (input_kind "
+            f"{kind!r}); it is for models trained on instances: {sorted(COPY_PASTE_TRAIN_MAPPERS)}"
+        )
+    return COPY_PASTE_TRAIN_MAPPERS[kind]
 
 
 def has_backbone(cfg):
@@ -106,7 +126,8 @@ def _ddp_without_device_ids_on_cpu(cfg):
 class Pose2SegTrainer(DefaultTrainer):
     """
     DefaultTrainer with: the Pose2Seg dataset mapper (for Pose2Seg models; Detectron2's with
-    clear errors on bad data, :class:`ValidatingDatasetMapper`, for the others), Adam or SGD,
+    clear errors on bad data, :class:`ValidatingDatasetMapper`, for the others; in training with
+    INPUT.COPY_PASTE.ENABLED, their copy-paste counterparts, :func:`train_mapper_class`), Adam or SGD,
     COCO mask AP overall and by MaxIoU bucket, distributed training on CPUs (gloo) as well
     as GPUs, and checkpoints written atomically (:class:`AtomicDetectionCheckpointer`), so a
     training killed at any moment resumes (``--resume``) from its last complete checkpoint.
@@ -147,7 +168,7 @@ class Pose2SegTrainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
-        return build_detection_train_loader(cfg, mapper=TRAIN_MAPPERS[input_kind(cfg)](cfg, True))
+        return build_detection_train_loader(cfg, mapper=train_mapper_class(cfg)(cfg, True))
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
