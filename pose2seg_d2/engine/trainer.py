@@ -147,7 +147,13 @@ class Pose2SegTrainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
-        return build_detection_train_loader(cfg, mapper=TRAIN_MAPPERS[input_kind(cfg)](cfg, True))
+        mapper = TRAIN_MAPPERS[input_kind(cfg)](cfg, True)
+        if takes_keypoints(cfg) and cfg.MODEL.POSE2SEG.TRAIN_KEYPOINTS_FILE:
+            # the training records with a pose estimator's keypoints in place of the annotated ones
+            from ..data.train_keypoints import train_dicts_with_predicted_keypoints
+
+            return build_detection_train_loader(cfg, mapper=mapper, dataset=train_dicts_with_predicted_keypoints(cfg))
+        return build_detection_train_loader(cfg, mapper=mapper)
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
