@@ -100,7 +100,9 @@ def substitute_predicted_keypoints(
             and the first such ids), or two records with the same image key.
     """
     if unmatched not in UNMATCHED_RULES:
-        raise ValueError(f"MODEL.POSE2SEG.TRAIN_KEYPOINTS_UNMATCHED must be one of {UNMATCHED_RULES}, got {unmatched!r}")
+        raise ValueError(
+            f"MODEL.POSE2SEG.TRAIN_KEYPOINTS_UNMATCHED must be one of {UNMATCHED_RULES}, got {unmatched!r}"
+        )
     counts = dict.fromkeys(
         ("images", "images_without_predictions", "persons", "matched", "unmatched_kept", "unmatched_dropped",
          "predictions", "predictions_filtered_out", "predictions_unmatched"), 0,

@@ -52,7 +52,9 @@ class RobustnessRow:
 
 
 ROBUSTNESS_ROWS = (
-    RobustnessRow("gt", "ground truth, through the `gt` source (visibility v = 1 / 2 kept, every person scored 1)", "gt"),
+    RobustnessRow(
+        "gt", "ground truth, through the `gt` source (visibility v = 1 / 2 kept, every person scored 1)", "gt"
+    ),
     RobustnessRow("gt_v2", "the same, every v = 1 (labeled, occluded) set to v = 2 in the annotations", "gt", True),
     RobustnessRow("json", "the same skeletons as `json` results (all labeled joints alike), score 1", "json", True),
     RobustnessRow("json_scores", "... and person scores drawn at random in [0.5, 1]", "json", True, (0.5, 1.0)),
@@ -98,8 +100,11 @@ def perturbed_persons(records, row, seed):
     else:
         low, high = row.score_range
         scores = low + (high - low) * torch.rand(len(owners), generator=generator, dtype=torch.float64)
-    areas = np.concatenate([record_areas(rec, [rec["annotations"][i] for i in _persons_of(rec)]) for rec in records] or [np.zeros(0)])
-    noise = KeypointNoise(sigma_scale=row.sigma_scale, drop_prob=row.drop_prob, keep_visibility=not row.remove_visibility)
+    areas = [record_areas(rec, [rec["annotations"][i] for i in _persons_of(rec)]) for rec in records]
+    areas = np.concatenate(areas or [np.zeros(0)])
+    noise = KeypointNoise(
+        sigma_scale=row.sigma_scale, drop_prob=row.drop_prob, keep_visibility=not row.remove_visibility
+    )
     image_index = torch.tensor([r for r, _ in owners], dtype=torch.long)
     keypoints = perturb_keypoints(keypoints, torch.from_numpy(areas), image_index, noise, generator=generator)
     return keypoints, scores, owners

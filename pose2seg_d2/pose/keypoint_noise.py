@@ -199,7 +199,9 @@ class KeypointNoise:
             raise ValueError(f"SWAP_UNIT must be one of {SWAP_UNITS}, got {self.swap_unit!r}")
 
 
-def perturb_keypoints(keypoints, areas, image_index, noise, sigmas=COCO_PERSON_OKS_SIGMAS, flip_indices=None, generator=None):
+def perturb_keypoints(
+    keypoints, areas, image_index, noise, sigmas=COCO_PERSON_OKS_SIGMAS, flip_indices=None, generator=None
+):
     """
     All of ``noise``'s errors, in this order: joints moved onto neighbors (from the true
     skeletons), left/right swaps, Gaussian displacement, drops, then the visibility removed.
