@@ -13,6 +13,7 @@ from detectron2.solver.build import get_default_optimizer_params, maybe_add_grad
 from detectron2.utils import comm
 
 from ..data.dataset_mapper import DensePretrainingMapper, Pose2SegDatasetMapper, ValidatingDatasetMapper
+from ..data.train_keypoints import train_dicts_with_predicted_keypoints
 from ..evaluation import OcclusionBucketEvaluator
 from ..modeling.frozen_backbone import check_backbone_options_are_read
 from .checkpoint import AtomicDetectionCheckpointer
@@ -150,8 +151,6 @@ class Pose2SegTrainer(DefaultTrainer):
         mapper = TRAIN_MAPPERS[input_kind(cfg)](cfg, True)
         if takes_keypoints(cfg) and cfg.MODEL.POSE2SEG.TRAIN_KEYPOINTS_FILE:
             # the training records with a pose estimator's keypoints in place of the annotated ones
-            from ..data.train_keypoints import train_dicts_with_predicted_keypoints
-
             return build_detection_train_loader(cfg, mapper=mapper, dataset=train_dicts_with_predicted_keypoints(cfg))
         return build_detection_train_loader(cfg, mapper=mapper)
 
