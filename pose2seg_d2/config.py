@@ -74,6 +74,43 @@ def add_pose2seg_config(cfg):
     _C.MODEL.POSE2SEG.AUG_ANGLE = (-30.0, 30.0)
     _C.MODEL.POSE2SEG.AUG_SCALE = (0.8, 1.2)
     _C.MODEL.POSE2SEG.AUG_TRANSLATE = (-0.1, 0.1)
+    # Training on a pose estimator's errors (pose2seg_d2/pose/keypoint_noise.py): the keypoints
+    # the model is given in training are perturbed, all persons of a batch at once, before the
+    # persons are sampled; the mask targets stay the true masks. Draws come from torch's global
+    # generator (seeded by SEED). Applied in this order: NEIGHBOR_PROB, SWAP_PROB, SIGMA_SCALE,
+    # DROP_PROB, KEEP_VISIBILITY. With ENABLED alone, the defaults below give errors of the
+    # size of a fair pose estimator's.
+    _C.MODEL.POSE2SEG.TRAIN_KEYPOINT_NOISE = CN()
+    _C.MODEL.POSE2SEG.TRAIN_KEYPOINT_NOISE.ENABLED = False
+    # Each labeled joint's x and y move by independent Gaussians of standard deviation
+    # SIGMA_SCALE x sigma_k x sqrt(area): sigma_k COCO's per-joint OKS constant as pycocotools
+    # lists it (0.026 for the nose; the OKS itself uses 2 sigma_k), area the person's mask area
+    # in the mapped image. A joint's expected OKS is 1 / (1 + SIGMA_SCALE^2 / 4): 0.8 at 1.
+    _C.MODEL.POSE2SEG.TRAIN_KEYPOINT_NOISE.SIGMA_SCALE = 1.0
+    # Each labeled joint becomes unlabeled (0, 0, 0) with this probability.
+    _C.MODEL.POSE2SEG.TRAIN_KEYPOINT_NOISE.DROP_PROB = 0.1
+    # Left and right joints trade places (through the flip map) with this probability, for each
+    # left/right pair of each person (SWAP_UNIT "pair") or for each person whole ("person").
+    _C.MODEL.POSE2SEG.TRAIN_KEYPOINT_NOISE.SWAP_PROB = 0.02
+    _C.MODEL.POSE2SEG.TRAIN_KEYPOINT_NOISE.SWAP_UNIT = "pair"
+    # Each labeled joint takes, with this probability, the same joint of another person of the
+    # image (of those with it labeled, the one whose joint is nearest).
+    _C.MODEL.POSE2SEG.TRAIN_KEYPOINT_NOISE.NEIGHBOR_PROB = 0.02
+    # False: every labeled joint gets v = 2 (COCO's v = 1, occluded, included), as the "json"
+    # and "model" keypoint sources give predicted joints; True: v as annotated.
+    _C.MODEL.POSE2SEG.TRAIN_KEYPOINT_NOISE.KEEP_VISIBILITY = False
+    # Training from a pose estimator's keypoints (pose2seg_d2/data/train_keypoints.py): a COCO
+    # keypoint results file for the images of DATASETS.TRAIN ("" = off; tools/predict_keypoints.py
+    # writes one). Its persons pass the "json" source's filters (KEYPOINT_CONFIDENCE_THRESHOLD,
+    # MIN_PERSON_SCORE, MIN_CONFIDENT_KEYPOINTS), then each ground-truth person takes the
+    # predicted skeleton matched to it one-to-one by OKS (COCO's greedy matching, highest person
+    # score first), joints below the confidence threshold unlabeled. Its mask stays the truth.
+    _C.MODEL.POSE2SEG.TRAIN_KEYPOINTS_FILE = ""
+    # A match needs an OKS of at least this (0.5: COCO's AP50 threshold).
+    _C.MODEL.POSE2SEG.TRAIN_KEYPOINTS_MIN_OKS = 0.5
+    # Ground-truth persons no prediction matches: "keep_gt" (train on their annotated keypoints)
+    # or "drop" (they are no training instance: annotation and mask left out of the record).
+    _C.MODEL.POSE2SEG.TRAIN_KEYPOINTS_UNMATCHED = "keep_gt"
 
     # Skeleton features concatenated to the aligned features (POSE2SEG_SKELETON_REGISTRY):
     # "SkeletonFeatures" = 17 part maps + 38 affinity-field channels; "NoSkeletonFeatures" = none

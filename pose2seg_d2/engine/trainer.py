@@ -14,6 +14,7 @@ from detectron2.utils import comm
 
 from ..data.copy_paste import CopyPasteDatasetMapper, CopyPastePose2SegMapper
 from ..data.dataset_mapper import DensePretrainingMapper, Pose2SegDatasetMapper, ValidatingDatasetMapper
+from ..data.train_keypoints import train_dicts_with_predicted_keypoints
 from ..evaluation import OcclusionBucketEvaluator
 from ..modeling.frozen_backbone import check_backbone_options_are_read
 from .checkpoint import AtomicDetectionCheckpointer
@@ -168,7 +169,11 @@ class Pose2SegTrainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
-        return build_detection_train_loader(cfg, mapper=train_mapper_class(cfg)(cfg, True))
+        mapper = train_mapper_class(cfg)(cfg, True)
+        if takes_keypoints(cfg) and cfg.MODEL.POSE2SEG.TRAIN_KEYPOINTS_FILE:
+            # the training records with a pose estimator's keypoints in place of the annotated ones
+            return build_detection_train_loader(cfg, mapper=mapper, dataset=train_dicts_with_predicted_keypoints(cfg))
+        return build_detection_train_loader(cfg, mapper=mapper)
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):

@@ -26,6 +26,7 @@ from .mask_targets import choose_persons, mask_loss, padded_gt_masks, sample_mas
 from .persons import gather_persons
 from .seg_module import build_pose2seg_head
 from .skeleton_features import build_skeleton_features
+from .training_keypoints import build_training_keypoint_noise
 
 __all__ = ["Pose2Seg"]
 
@@ -62,6 +63,7 @@ class Pose2Seg(nn.Module):
         autocast="",
         compile_mode="",
         test_persons_per_chunk=32,
+        training_keypoint_noise=None,
     ):
         """
         Args:
@@ -89,6 +91,9 @@ class Pose2Seg(nn.Module):
                 into the images stays eager).
             test_persons_per_chunk (int): at inference, the head and the warp-back take this
                 many persons at a time (0: all at once), so that a crowd's memory stays bounded.
+            training_keypoint_noise (callable or None): in training, list[Instances] -> the
+                keypoints given to the model per image (:class:`TrainingKeypointNoise`); None:
+                the ground truth.
         """
         super().__init__()
         self.backbone = backbone
@@ -115,6 +120,7 @@ class Pose2Seg(nn.Module):
         if test_persons_per_chunk < 0:
             raise ValueError(f"MODEL.POSE2SEG.TEST_PERSONS_PER_CHUNK must be >= 0, got {test_persons_per_chunk}")
         self.test_persons_per_chunk = int(test_persons_per_chunk)
+        self.training_keypoint_noise = training_keypoint_noise
         if self.channels_last:
             # weights in the activations' layout: no per-call weight conversion in the convs
             self.backbone.to(memory_format=torch.channels_last)
@@ -155,6 +161,7 @@ class Pose2Seg(nn.Module):
             "autocast": p.AUTOCAST,
             "compile_mode": p.COMPILE,
             "test_persons_per_chunk": p.TEST_PERSONS_PER_CHUNK,
+            "training_keypoint_noise": build_training_keypoint_noise(cfg),
         }
 
     @property
@@ -308,7 +315,10 @@ class Pose2Seg(nn.Module):
             zero = features.sum() * 0.0 + sum(p.sum() * 0.0 for p in self.head.parameters())
             return {"loss_mask": zero + unused}
 
-        keypoints = [i.gt_keypoints.tensor[c] for i, c in zip(instances, chosen)]
+        given = [i.gt_keypoints.tensor for i in instances]
+        if self.training_keypoint_noise is not None:
+            given = self.training_keypoint_noise(instances)  # the masks stay the true ones
+        keypoints = [k[c] for k, c in zip(given, chosen)]
         persons = self._persons(keypoints, [torch.ones(len(c)) for c in chosen], images.image_sizes)
         logits, window_from_input = self._window_logits(
             features, persons.keypoints, persons.batch_index, persons.feature_from_input, persons.feature_sizes
