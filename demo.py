@@ -12,6 +12,10 @@ skeletons, the image's stem + ".png") into --output:
         --keypoint-config configs/synthetic/keypoint_rcnn_R_18_FPN_synthetic.yaml \\
         --keypoint-weights output/demo/keypoint_rcnn/model_final.pth --opts MODEL.WEIGHTS ...
 
+A --keypoint-config of a BottomUpKeypoints model (configs/synthetic/bottom_up_R_18_FPN_synthetic.yaml)
+is run as KEYPOINT_SOURCE "bottom_up"; add --opts MODEL.POSE2SEG.KEYPOINT_MODEL.SHARE_BACKBONE True
+to run its head on Pose2Seg's own backbone features.
+
 A results entry's image_id names its image by file stem: 000123.jpg is image_id 123 or "000123".
 Exit status: 0 when every image was written, 1 when some image could not be read (the others
 are written), 2 for bad arguments, a missing input, or an unusable keypoints file.
@@ -47,7 +51,9 @@ def parse_args(argv=None):
     parser.add_argument("--output", required=True, help="folder for the PNGs")
     keypoints = parser.add_mutually_exclusive_group()
     keypoints.add_argument("--keypoints", help="a COCO keypoint results file (KEYPOINT_SOURCE json)")
-    keypoints.add_argument("--keypoint-config", help="a Detectron2 keypoint model config (KEYPOINT_SOURCE model)")
+    keypoints.add_argument(
+        "--keypoint-config", help="a Detectron2 keypoint model config (KEYPOINT_SOURCE model; bottom_up for a BottomUpKeypoints one)"
+    )
     parser.add_argument("--keypoint-weights", default="", help="that model's weights")
     parser.add_argument("--score-threshold", type=float, default=0.0, help="draw only masks scoring at least this")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides (KEY VALUE ...)")
@@ -97,12 +103,18 @@ def output_name(path):
     return os.path.splitext(os.path.basename(path))[0] + ".png"
 
 
+def is_bottom_up_config(path):
+    """Whether the config file ``path`` (if it exists) is a BottomUpKeypoints model's."""
+    return os.path.isfile(path) and load_config(path).MODEL.META_ARCHITECTURE == "BottomUpKeypoints"
+
+
 def setup_cfg(args):
     opts = list(args.opts)
     if args.keypoints:
         opts += ["MODEL.POSE2SEG.KEYPOINT_SOURCE", "json", "MODEL.POSE2SEG.KEYPOINTS_FILE", args.keypoints]
     elif args.keypoint_config:
-        opts += ["MODEL.POSE2SEG.KEYPOINT_SOURCE", "model", "MODEL.POSE2SEG.KEYPOINT_MODEL.CONFIG_FILE", args.keypoint_config]
+        source = "bottom_up" if is_bottom_up_config(args.keypoint_config) else "model"
+        opts += ["MODEL.POSE2SEG.KEYPOINT_SOURCE", source, "MODEL.POSE2SEG.KEYPOINT_MODEL.CONFIG_FILE", args.keypoint_config]
         opts += ["MODEL.POSE2SEG.KEYPOINT_MODEL.WEIGHTS", args.keypoint_weights]
     if not os.path.isfile(args.config_file):
         raise DemoError(f"--config-file {args.config_file}: no such file")
