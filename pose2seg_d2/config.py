@@ -22,8 +22,9 @@ def add_pose2seg_config(cfg):
     # Where persons' keypoints come from at inference (KEYPOINT_SOURCE_REGISTRY):
     # "gt" = instances.gt_keypoints of the inputs (every person scores 1);
     # "json" = a COCO keypoint results file, KEYPOINTS_FILE (image_id, category_id, keypoints as
-    #   51 numbers, score), matched to inputs by image_id, then by file stem ("000123.jpg" is
-    #   image_id 123 or "000123");
+    #   51 numbers, score; optionally keypoint_visibility, 17 v of 0 not found, 1 covered, 2
+    #   visible), matched to inputs by image_id, then by file stem ("000123.jpg" is image_id 123
+    #   or "000123");
     # "model" = a Detectron2 keypoint model (e.g. Keypoint R-CNN), KEYPOINT_MODEL, run on each
     #   image inside the forward pass (its box score is the person score).
     # "bottom_up" = a BottomUpKeypoints model (KEYPOINT_MODEL; SHARE_BACKBONE), run inside the

@@ -266,6 +266,33 @@ def test_visibility_loss_counts_labeled_joints_only():
     assert visibility_loss(logits, visible, usable).item() == pytest.approx(expected, rel=1e-6)
 
 
+def test_losses_of_perfect_maps_and_of_a_batch_without_persons():
+    from detectron2.structures import Instances, Keypoints
+
+    from pose2seg_d2.modeling.bottom_up import BottomUpKeypoints
+
+    model = object.__new__(BottomUpKeypoints)  # the losses need only these attributes
+    nn.Module.__init__(model)
+    model.stride, model.heatmap_sigma = STRIDE, SIGMA
+    model.loss_options = {"heatmap_positive_weight": 9.0, "heatmap": 1.0, "pull": 1.0, "push": 1.0, "push_sigma": 1.0, "visibility": 1.0}
+    persons = hand_made_persons()
+    keypoints = torch.tensor(np.stack([input_keypoints(p) for p in persons]))
+    keypoints[~torch.tensor(np.stack([p["inside"] for p in persons]))] = 0.0  # as the mapper unlabels them
+    with_persons = Instances(IMAGE_SIZE, gt_keypoints=Keypoints(keypoints))
+    losses = model.losses(perfect_maps(persons, blob=False), [with_persons])
+    assert losses["loss_heatmap"].item() == pytest.approx(0.0, abs=1e-12)
+    assert losses["loss_pull"].item() == 0.0
+    assert losses["loss_push"].item() == pytest.approx(np.mean([math.exp(-2.0), math.exp(-2.0), math.exp(-8.0)]))
+    assert losses["loss_visibility"].item() < 0.02  # logits of +-4 at every labeled joint
+    maps = {name: m.clone().requires_grad_() for name, m in perfect_maps(persons).items()}
+    empty = [Instances(IMAGE_SIZE)]  # no gt_keypoints at all, as Detectron2 maps an image without persons
+    losses = model.losses(maps, empty)
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert losses["loss_pull"].item() == losses["loss_push"].item() == losses["loss_visibility"].item() == 0.0
+    sum(losses.values()).backward()
+    assert all(m.grad is not None for m in maps.values())
+
+
 # ---------------------------------------------------------------------------- models
 class ReplayHead(nn.Module):
     """A bottom-up head whose maps are :func:`perfect_maps` of the hand-made persons whatever

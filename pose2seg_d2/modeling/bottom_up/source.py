@@ -3,8 +3,8 @@ The "bottom_up" keypoint source: Pose2Seg's persons from a BottomUpKeypoints mod
 Pose2Seg's forward pass, either whole on each image or, with the backbone shared, its head
 alone on Pose2Seg's own backbone features (one backbone pass from image to masks).
 """
-import logging
 import math
+import os
 
 import torch
 
@@ -12,8 +12,6 @@ from ...pose.keypoints import NUM_KEYPOINTS
 from ..keypoint_sources import KEYPOINT_SOURCE_REGISTRY, ModelKeypointSource, confident_persons
 
 __all__ = ["BottomUpKeypointSource", "backbone_fingerprint"]
-
-logger = logging.getLogger(__name__)
 
 
 def backbone_fingerprint(backbone):
@@ -59,6 +57,13 @@ class BottomUpKeypointSource(ModelKeypointSource):
             raise ValueError(
                 "MODEL.POSE2SEG.KEYPOINT_SOURCE is 'bottom_up' but MODEL.POSE2SEG.KEYPOINT_MODEL.CONFIG_FILE "
                 "is empty (give a BottomUpKeypoints config, e.g. configs/synthetic/bottom_up_R_18_FPN_synthetic.yaml)"
+            )
+        weights = os.path.expanduser(os.path.expandvars(p.WEIGHTS))
+        if weights and "://" not in weights and not os.path.isfile(weights):
+            raise FileNotFoundError(
+                f"MODEL.POSE2SEG.KEYPOINT_MODEL.WEIGHTS {p.WEIGHTS}: no such file; train the bottom-up model "
+                f"first (python train_net.py --config-file {p.CONFIG_FILE}), or pass \"\" for the MODEL.WEIGHTS "
+                "of its config"
             )
         super().__init__(cfg)
         kcfg = self.cfg
