@@ -52,7 +52,8 @@ def parse_args(argv=None):
     keypoints = parser.add_mutually_exclusive_group()
     keypoints.add_argument("--keypoints", help="a COCO keypoint results file (KEYPOINT_SOURCE json)")
     keypoints.add_argument(
-        "--keypoint-config", help="a Detectron2 keypoint model config (KEYPOINT_SOURCE model; bottom_up for a BottomUpKeypoints one)"
+        "--keypoint-config",
+        help="a Detectron2 keypoint model config (KEYPOINT_SOURCE model; bottom_up for a BottomUpKeypoints one)",
     )
     parser.add_argument("--keypoint-weights", default="", help="that model's weights")
     parser.add_argument("--score-threshold", type=float, default=0.0, help="draw only masks scoring at least this")

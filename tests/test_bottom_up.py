@@ -274,7 +274,9 @@ def test_losses_of_perfect_maps_and_of_a_batch_without_persons():
     model = object.__new__(BottomUpKeypoints)  # the losses need only these attributes
     nn.Module.__init__(model)
     model.stride, model.heatmap_sigma = STRIDE, SIGMA
-    model.loss_options = {"heatmap_positive_weight": 9.0, "heatmap": 1.0, "pull": 1.0, "push": 1.0, "push_sigma": 1.0, "visibility": 1.0}
+    model.loss_options = {
+        "heatmap_positive_weight": 9.0, "heatmap": 1.0, "pull": 1.0, "push": 1.0, "push_sigma": 1.0, "visibility": 1.0,
+    }  # fmt: skip
     persons = hand_made_persons()
     keypoints = torch.tensor(np.stack([input_keypoints(p) for p in persons]))
     keypoints[~torch.tensor(np.stack([p["inside"] for p in persons]))] = 0.0  # as the mapper unlabels them
@@ -375,7 +377,8 @@ def write_hand_made_dataset(root):
         labeled = keypoints[:, 2] > 0
         for a, b in COCO_PERSON_LIMBS:
             if labeled[a] and labeled[b]:
-                cv2.line(image, tuple(int(v) for v in keypoints[a, :2]), tuple(int(v) for v in keypoints[b, :2]), (80 + 60 * n,) * 3, 3)
+                ends = [tuple(int(v) for v in keypoints[j, :2]) for j in (a, b)]
+                cv2.line(image, *ends, (80 + 60 * n,) * 3, 3)
         coco = keypoints.copy()
         coco[labeled, :2] -= 0.5  # continuous -> COCO pixel indices
         x0, y0 = keypoints[labeled, :2].min(0) - 4
@@ -520,12 +523,17 @@ def test_demo_segments_the_bottom_up_models_persons(hand, tmp_path, monkeypatch,
     demo = load_demo()
     drawn = []
     draw = demo.draw
-    monkeypatch.setattr(demo, "draw", lambda image, instances, threshold: drawn.append(instances) or draw(image, instances, threshold))
+    def recording_draw(image, instances, threshold):
+        drawn.append(instances)
+        return draw(image, instances, threshold)
+
+    monkeypatch.setattr(demo, "draw", recording_draw)
     image = str(hand["root"] / "data" / "images" / "000001.png")
     out = tmp_path / "out"
     args = ["--config-file", str(config), "--input", image, "--output", str(out),
             "--keypoint-config", hand["bu_config"], "--keypoint-weights", hand["bu_weights"],
-            "--opts", "MODEL.WEIGHTS", hand["p2s_weights"], "MODEL.POSE2SEG.KEYPOINT_MODEL.SHARE_BACKBONE", "True"]  # fmt: skip
+            "--opts", "MODEL.WEIGHTS", hand["p2s_weights"],
+            "MODEL.POSE2SEG.KEYPOINT_MODEL.SHARE_BACKBONE", "True"]  # fmt: skip
     logger = logging.getLogger("pose2seg_d2")
     logger.addHandler(caplog.handler)
     try:
@@ -558,7 +566,9 @@ def test_a_head_with_the_wrong_number_of_joints_names_the_option(hand, tmp_path)
     build_model(sixteen)
     p2s = tiny_pose2seg_cfg(str(tmp_path / "p"), "unused", "unused", hand["templates"])
     p2s.DATASETS.TRAIN, p2s.DATASETS.TEST = (), ()
-    p2s.merge_from_list(["MODEL.POSE2SEG.KEYPOINT_SOURCE", "bottom_up", "MODEL.POSE2SEG.KEYPOINT_MODEL.CONFIG_FILE", str(config)])
+    p2s.merge_from_list(
+        ["MODEL.POSE2SEG.KEYPOINT_SOURCE", "bottom_up", "MODEL.POSE2SEG.KEYPOINT_MODEL.CONFIG_FILE", str(config)]
+    )
     with pytest.raises(ValueError, match=r"sixteen\.yaml: MODEL\.BOTTOM_UP\.NUM_KEYPOINTS is 16"):
         build_model(p2s)
 

@@ -44,7 +44,9 @@ class KeypointVisibilityEvaluator(COCOEvaluator):
             instances = y.get("instances")
             if instances is not None and instances.has("pred_keypoint_visibility"):
                 instances = instances.to(self._cpu_device)
-                v = visibility_flags(instances.pred_keypoints, instances.pred_keypoint_visibility, self._visibility_threshold)
+                v = visibility_flags(
+                    instances.pred_keypoints, instances.pred_keypoint_visibility, self._visibility_threshold
+                )
                 flags[x["image_id"]] = v.tolist()
         for prediction in self._predictions[start:]:
             per_person = flags.get(prediction["image_id"])

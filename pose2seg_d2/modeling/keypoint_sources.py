@@ -226,7 +226,8 @@ def load_keypoint_results(path, num_keypoints=NUM_KEYPOINTS):
                 isinstance(given, list) and len(given) == num_keypoints
                 and all(not isinstance(v, bool) and v in (0, 1, 2) for v in given)
             ):  # fmt: skip
-                fail(index, entry, "keypoint_visibility", f"expected {num_keypoints} numbers of 0 (not found), 1 (covered) or 2 (visible)")
+                reason = f"expected {num_keypoints} numbers of 0 (not found), 1 (covered) or 2 (visible)"
+                fail(index, entry, "keypoint_visibility", reason)
             flags = np.asarray(given, np.float32)
             keypoints[flags == 0, 2] = math.nan
             flags[flags == 0] = 2.0

@@ -309,7 +309,8 @@ class BottomUpKeypoints(nn.Module):
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images.tensor)
         results = []
-        for x, (h, w), persons in zip(batched_inputs, images.image_sizes, self.predict_from_features(features, images.image_sizes)):
+        per_image = self.predict_from_features(features, images.image_sizes)
+        for x, (h, w), persons in zip(batched_inputs, images.image_sizes, per_image):
             out_h, out_w = x.get("height", h), x.get("width", w)
             keypoints = persons["keypoints"].clone()
             keypoints[..., 0] *= out_w / w
