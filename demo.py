@@ -12,6 +12,10 @@ skeletons, the image's stem + ".png") into --output:
         --keypoint-config configs/synthetic/keypoint_rcnn_R_18_FPN_synthetic.yaml \\
         --keypoint-weights output/demo/keypoint_rcnn/model_final.pth --opts MODEL.WEIGHTS ...
 
+A --keypoint-config of a BottomUpKeypoints model (configs/synthetic/bottom_up_R_18_FPN_synthetic.yaml)
+is run as KEYPOINT_SOURCE "bottom_up"; add --opts MODEL.POSE2SEG.KEYPOINT_MODEL.SHARE_BACKBONE True
+to run its head on Pose2Seg's own backbone features.
+
 A video goes through the same way, frame by frame, into a video of the same frame rate and size
 (--output a .mp4, .avi or .mkv file, or a folder: the video's stem + ".mp4"); --webcam shows the
 webcam's frames drawn in a window (Esc or q ends it) and writes them to --output if given:
@@ -76,7 +80,10 @@ def parse_args(argv=None):
     )
     keypoints = parser.add_mutually_exclusive_group()
     keypoints.add_argument("--keypoints", help="a COCO keypoint results file (KEYPOINT_SOURCE json)")
-    keypoints.add_argument("--keypoint-config", help="a Detectron2 keypoint model config (KEYPOINT_SOURCE model)")
+    keypoints.add_argument(
+        "--keypoint-config",
+        help="a Detectron2 keypoint model config (KEYPOINT_SOURCE model; bottom_up for a BottomUpKeypoints one)",
+    )
     parser.add_argument("--keypoint-weights", default="", help="that model's weights")
     parser.add_argument(
         "--confidence-threshold", type=float, default=CONFIDENCE_THRESHOLD,
@@ -135,12 +142,18 @@ def output_name(path):
     return os.path.splitext(os.path.basename(path))[0] + ".png"
 
 
+def is_bottom_up_config(path):
+    """Whether the config file ``path`` (if it exists) is a BottomUpKeypoints model's."""
+    return os.path.isfile(path) and load_config(path).MODEL.META_ARCHITECTURE == "BottomUpKeypoints"
+
+
 def setup_cfg(args):
     opts = list(args.opts)
     if args.keypoints:
         opts += ["MODEL.POSE2SEG.KEYPOINT_SOURCE", "json", "MODEL.POSE2SEG.KEYPOINTS_FILE", args.keypoints]
     elif args.keypoint_config:
-        opts += ["MODEL.POSE2SEG.KEYPOINT_SOURCE", "model", "MODEL.POSE2SEG.KEYPOINT_MODEL.CONFIG_FILE", args.keypoint_config]
+        source = "bottom_up" if is_bottom_up_config(args.keypoint_config) else "model"
+        opts += ["MODEL.POSE2SEG.KEYPOINT_SOURCE", source, "MODEL.POSE2SEG.KEYPOINT_MODEL.CONFIG_FILE", args.keypoint_config]
         opts += ["MODEL.POSE2SEG.KEYPOINT_MODEL.WEIGHTS", args.keypoint_weights]
     if not os.path.isfile(args.config_file):
         raise DemoError(f"--config-file {args.config_file}: no such file")

@@ -22,10 +22,14 @@ def add_pose2seg_config(cfg):
     # Where persons' keypoints come from at inference (KEYPOINT_SOURCE_REGISTRY):
     # "gt" = instances.gt_keypoints of the inputs (every person scores 1);
     # "json" = a COCO keypoint results file, KEYPOINTS_FILE (image_id, category_id, keypoints as
-    #   51 numbers, score), matched to inputs by image_id, then by file stem ("000123.jpg" is
-    #   image_id 123 or "000123");
+    #   51 numbers, score; optionally keypoint_visibility, 17 v of 0 not found, 1 covered, 2
+    #   visible), matched to inputs by image_id, then by file stem ("000123.jpg" is image_id 123
+    #   or "000123");
     # "model" = a Detectron2 keypoint model (e.g. Keypoint R-CNN), KEYPOINT_MODEL, run on each
     #   image inside the forward pass (its box score is the person score).
+    # "bottom_up" = a BottomUpKeypoints model (KEYPOINT_MODEL; SHARE_BACKBONE), run inside the
+    #   forward pass; its person score and per-joint scores as "model"'s, and each joint's
+    #   predicted visibility as its v (2 visible, 1 covered), as the ground truth's flags.
     _C.MODEL.POSE2SEG.KEYPOINT_SOURCE = "gt"
     # KEYPOINT_SOURCE "json": the results file.
     _C.MODEL.POSE2SEG.KEYPOINTS_FILE = ""
@@ -34,6 +38,12 @@ def add_pose2seg_config(cfg):
     _C.MODEL.POSE2SEG.KEYPOINT_MODEL = CN()
     _C.MODEL.POSE2SEG.KEYPOINT_MODEL.CONFIG_FILE = ""
     _C.MODEL.POSE2SEG.KEYPOINT_MODEL.WEIGHTS = ""
+    # KEYPOINT_SOURCE "bottom_up" (KEYPOINT_MODEL is then a BottomUpKeypoints config and
+    # checkpoint): True runs only its head, on Pose2Seg's own backbone features (one backbone pass
+    # from image to masks; both checkpoints must hold the same backbone, e.g. the same frozen
+    # pretrained one, which is checked); False runs the whole model on each image at its own
+    # test size.
+    _C.MODEL.POSE2SEG.KEYPOINT_MODEL.SHARE_BACKBONE = False
     # "json" and "model": a predicted keypoint is labeled (v = 2) when its confidence (the third
     # value) is >= this, else unlabeled. Detectron2's keypoint models give heatmap probabilities
     # (a softmax normalized over the pooled ROI; its visualizer draws keypoints from 0.05): a
@@ -188,6 +198,54 @@ def add_pose2seg_config(cfg):
     _C.MODEL.DENSE_PRETRAINING.KEYPOINT_LOSS_WEIGHT = 1.0
     # Heatmap pixels weigh 1 + this x target (keypoints cover few pixels).
     _C.MODEL.DENSE_PRETRAINING.KEYPOINT_POSITIVE_WEIGHT = 9.0
+
+    # The bottom-up keypoint estimator (META_ARCHITECTURE "BottomUpKeypoints", Associative
+    # Embedding; docs/method.md §7): per-joint heatmaps, tags and visibility logits on one
+    # backbone level, joints grouped into persons by their tags.
+    _C.MODEL.BOTTOM_UP = CN()
+    # The head (BOTTOM_UP_HEAD_REGISTRY).
+    _C.MODEL.BOTTOM_UP.HEAD_NAME = "AssociativeEmbeddingHead"
+    # The backbone output it reads (FPN "p2": stride 4, the map Pose2Seg reads).
+    _C.MODEL.BOTTOM_UP.IN_FEATURE = "p2"
+    # Joints per person; must match the datasets' keypoint_names and TEST.KEYPOINT_OKS_SIGMAS
+    # (when given), and 17 for a keypoint source of Pose2Seg.
+    _C.MODEL.BOTTOM_UP.NUM_KEYPOINTS = 17
+    # Numbers per tag (1 in the paper).
+    _C.MODEL.BOTTOM_UP.TAG_DIM = 1
+    # Widths of the head's hidden 3x3 convolutions, and their norm ("", "BN", "GN", ...).
+    _C.MODEL.BOTTOM_UP.CONV_DIMS = (128, 128)
+    _C.MODEL.BOTTOM_UP.NORM = ""
+    # Standard deviation of the heatmap targets' Gaussians, in feature pixels.
+    _C.MODEL.BOTTOM_UP.HEATMAP_SIGMA = 2.0
+    # Heatmap loss: mean squared error, each pixel weighing 1 + this x its target (0: the
+    # paper's plain mean; joints cover few pixels), times HEATMAP_LOSS_WEIGHT.
+    _C.MODEL.BOTTOM_UP.HEATMAP_POSITIVE_WEIGHT = 0.0
+    _C.MODEL.BOTTOM_UP.HEATMAP_LOSS_WEIGHT = 1.0
+    # Weights of the tags' pull term (a person's tags about their mean) and push term (the
+    # persons' mean tags apart: exp(-d^2 / (2 PUSH_SIGMA^2)) over pairs of persons of an image).
+    _C.MODEL.BOTTOM_UP.PULL_LOSS_WEIGHT = 1e-3
+    _C.MODEL.BOTTOM_UP.PUSH_LOSS_WEIGHT = 1e-3
+    _C.MODEL.BOTTOM_UP.PUSH_SIGMA = 1.0
+    # Weight of the visibility loss: binary cross-entropy at the labeled joints, visible (v = 2)
+    # against covered (v = 1).
+    _C.MODEL.BOTTOM_UP.VISIBILITY_LOSS_WEIGHT = 1e-2
+    # Decoding: at most this many heatmap peaks per joint and persons per image.
+    _C.MODEL.BOTTOM_UP.MAX_PERSONS = 30
+    # Decoding: a heatmap peak (a pixel equal to its 3x3 max-pool) is a joint when its value is
+    # >= this (> 0: a joint scoring 0 is one not found).
+    _C.MODEL.BOTTOM_UP.DETECTION_THRESHOLD = 0.1
+    # Decoding: a joint joins a person when its tag is within this distance of the person's mean
+    # tag (minimum-cost matching, joint type by joint type); else it starts a person.
+    _C.MODEL.BOTTOM_UP.TAG_THRESHOLD = 1.0
+    # Decoding: the joint types in the order they are grouped (0-based indices, every joint
+    # once); [] = head, shoulders and hips first, then the limbs (the paper's order) for 17
+    # COCO joints, the index order otherwise.
+    _C.MODEL.BOTTOM_UP.JOINT_ORDER = []
+    # Decoding: shift each joint a quarter pixel toward its higher neighbor, in x and in y.
+    _C.MODEL.BOTTOM_UP.REFINE = True
+    # A found joint is visible (v = 2) when its predicted visibility is >= this, else covered
+    # (v = 1): in the "bottom_up" keypoint source and the results files' keypoint_visibility.
+    _C.MODEL.BOTTOM_UP.VISIBILITY_THRESHOLD = 0.5
 
     # The keypoints-only reference (META_ARCHITECTURE "KeypointsOnlyMasks"): each person's
     # skeleton drawn as a filled figure, persons from MODEL.POSE2SEG.KEYPOINT_SOURCE. Widths in

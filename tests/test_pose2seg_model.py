@@ -158,6 +158,8 @@ def test_pose2seg_configs_build(config, templates_file):
     add_pose2seg_config(cfg)
     cfg.merge_from_file(config)
     cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.POSE2SEG.TEMPLATES_FILE", templates_file])
+    # a config with a keypoint model builds it from its own config's MODEL.WEIGHTS (not trained here)
+    cfg.merge_from_list(["MODEL.POSE2SEG.KEYPOINT_MODEL.WEIGHTS", ""])
     model = build_model(cfg)
     assert isinstance(model, Pose2Seg)
     expected = {"Base-Pose2Seg.yaml": "PoseAffineAligner"}

@@ -183,5 +183,8 @@ class Pose2SegTrainer(DefaultTrainer):
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         if output_folder is None:
             output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        own = getattr(_meta_architecture(cfg), "build_evaluator", None)
+        if own is not None:  # e.g. BottomUpKeypoints: COCO keypoint AP
+            return own(cfg, dataset_name, output_folder)
         # COCO mask AP (results["segm"]) and the same per MaxIoU bucket (results["segm_by_max_iou"])
         return OcclusionBucketEvaluator(dataset_name, distributed=True, output_dir=output_folder)

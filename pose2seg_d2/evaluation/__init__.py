@@ -5,3 +5,4 @@ from .occlusion import (
     ensure_gt_max_iou,
     evaluate_by_max_iou,
 )
+from .keypoints import KeypointVisibilityEvaluator, visibility_flags

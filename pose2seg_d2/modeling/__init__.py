@@ -4,6 +4,7 @@ from .aligners import (
     PoseAffineAligner,
     build_aligner,
 )
+from .bottom_up import BOTTOM_UP_HEAD_REGISTRY, BottomUpKeypoints, BottomUpKeypointSource
 from .dense_pretraining import DenseHumanPretraining
 from .frozen_backbone import FrozenFPN, build_frozen_resnet_fpn_backbone, freeze_fpn
 from .keypoint_sources import (

@@ -16,7 +16,8 @@ Predicted keypoints come with a confidence per keypoint instead of a visibility;
 mapped to (x, y, 2) when the confidence is at least KEYPOINT_CONFIDENCE_THRESHOLD and to
 (0, 0, 0) (unlabeled) otherwise, and a person is kept when its score is at least
 MIN_PERSON_SCORE and it has at least MIN_CONFIDENT_KEYPOINTS labeled keypoints
-(:func:`confident_persons`).
+(:func:`confident_persons`). The "bottom_up" source, and results files that give each joint's
+``keypoint_visibility``, give labeled keypoints their predicted v instead (2 visible, 1 covered).
 """
 import json
 import logging
@@ -49,12 +50,19 @@ logger = logging.getLogger(__name__)
 KEYPOINT_SOURCE_REGISTRY = Registry("POSE2SEG_KEYPOINT_SOURCE")
 KEYPOINT_SOURCE_REGISTRY.__doc__ = """
 Registry for keypoint sources, called with (cfg); chosen by
-cfg.MODEL.POSE2SEG.KEYPOINT_SOURCE ("gt", "json" and "model" are short names of
-GTKeypointSource, JSONKeypointSource and ModelKeypointSource).
+cfg.MODEL.POSE2SEG.KEYPOINT_SOURCE ("gt", "json", "model" and "bottom_up" are short names of
+GTKeypointSource, JSONKeypointSource, ModelKeypointSource and BottomUpKeypointSource). A source
+with ``reads_backbone_features`` True is also given the model's backbone outputs and backbone, as
+``features`` and ``backbone`` (None where the model has none in its input images' frame).
 """
 
 # short config names of the registered sources
-_ALIASES = {"gt": "GTKeypointSource", "json": "JSONKeypointSource", "model": "ModelKeypointSource"}
+_ALIASES = {
+    "gt": "GTKeypointSource",
+    "json": "JSONKeypointSource",
+    "model": "ModelKeypointSource",
+    "bottom_up": "BottomUpKeypointSource",  # pose2seg_d2/modeling/bottom_up/source.py
+}
 
 # COCO's category id of "person"; results of other categories are not persons
 PERSON_CATEGORY_ID = 1
@@ -64,7 +72,7 @@ class KeypointsFileError(ValueError):
     """A keypoint results file that cannot be used; the message names the file, entry and field."""
 
 
-def confident_persons(keypoints, person_scores, confidence_threshold, min_person_score, min_keypoints):
+def confident_persons(keypoints, person_scores, confidence_threshold, min_person_score, min_keypoints, flags=None):
     """
     Turn predicted keypoints into Pose2Seg's persons.
 
@@ -74,16 +82,19 @@ def confident_persons(keypoints, person_scores, confidence_threshold, min_person
         confidence_threshold (float): a keypoint is labeled when its confidence is >= this.
         min_person_score (float), min_keypoints (int): a person is kept when its score is
             >= ``min_person_score`` and it has >= ``min_keypoints`` labeled keypoints.
+        flags (Tensor or None): (N, K), the v (1 covered, 2 visible) each labeled keypoint
+            gets; None: 2 for all.
 
     Returns:
-        (keypoints (M, K, 3) of (x, y, v) with v = 2 for labeled keypoints and (0, 0, 0) for the
-        others, person_scores (M,), kept (N,) bool), in the input order. A keypoint with a NaN
+        (keypoints (M, K, 3) of (x, y, v) with v = 2 (or ``flags``) for labeled keypoints and
+        (0, 0, 0) for the others, person_scores (M,), kept (N,) bool), in the input order. A keypoint with a NaN
         confidence or a non-finite coordinate is unlabeled.
     """
     confident = torch.nan_to_num(keypoints[..., 2], nan=-math.inf) >= confidence_threshold
     labeled = confident & torch.isfinite(keypoints[..., :2]).all(dim=-1)
     out = torch.where(labeled[..., None], keypoints, torch.zeros_like(keypoints))
-    out[..., 2] = labeled.to(out.dtype) * 2.0
+    v = 2.0 if flags is None else flags.to(out.dtype)
+    out[..., 2] = labeled.to(out.dtype) * v
     kept = (person_scores >= min_person_score) & (labeled.sum(dim=-1) >= min_keypoints)
     return out[kept], person_scores[kept], kept
 
@@ -148,17 +159,22 @@ def load_keypoint_results(path, num_keypoints=NUM_KEYPOINTS):
     convention (pixel (i, j) is at (i, j)), as pose estimators and Detectron2's evaluator write it.
 
     Entries whose ``category_id`` is given and is not 1 (person) are skipped and counted; an
-    entry without ``score`` scores 1 and one without ``category_id`` is a person.
+    entry without ``score`` scores 1 and one without ``category_id`` is a person. An entry may
+    give ``keypoint_visibility``, K numbers in COCO's v (2 visible, 1 covered, 0 not found), as
+    the bottom-up model's evaluation writes them: a joint not found is then unlabeled (its
+    confidence NaN) whatever its score, and the others keep their v.
 
     Returns:
         (dict[str, (ndarray (n, K, 3) float32 of (x, y, confidence) in Detectron2's continuous
-        coordinates (pixel (i, j) spans [i, i + 1]: +0.5), ndarray (n,) float32 scores)] keyed
-        by ``str(image_id)``, number of skipped non-person entries).
+        coordinates (pixel (i, j) spans [i, i + 1]: +0.5), ndarray (n,) float32 scores,
+        ndarray (n, K) float32 v of the labeled joints, 2 without ``keypoint_visibility``)]
+        keyed by ``str(image_id)``, number of skipped non-person entries).
 
     Raises:
         KeypointsFileError: a missing or unreadable file, not a list, or an entry with a
             missing or malformed ``image_id``, ``keypoints`` (not ``3 * num_keypoints``
-            numbers) or ``score``; the message names the file, the entry index and the field.
+            numbers), ``score`` or ``keypoint_visibility``; the message names the file, the
+            entry index and the field.
     """
     if not os.path.isfile(path):
         raise KeypointsFileError(f"{path}: keypoint results file not found")
@@ -176,7 +192,7 @@ def load_keypoint_results(path, num_keypoints=NUM_KEYPOINTS):
         image_id = entry.get("image_id", "?") if isinstance(entry, dict) else "?"
         raise KeypointsFileError(f"{path}: entry {index} (image_id {image_id!r}): field '{field}': {reason}")
 
-    per_image = defaultdict(lambda: ([], []))
+    per_image = defaultdict(lambda: ([], [], []))
     skipped = 0
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
@@ -203,11 +219,24 @@ def load_keypoint_results(path, num_keypoints=NUM_KEYPOINTS):
             fail(index, entry, "score", f"expected a finite number, got {score!r}")
         keypoints = np.array([math.nan if v is None else v for v in values], np.float32).reshape(num_keypoints, 3)
         keypoints[:, :2] += 0.5
+        flags = np.full(num_keypoints, 2.0, np.float32)
+        if "keypoint_visibility" in entry:
+            given = entry["keypoint_visibility"]
+            if not (
+                isinstance(given, list) and len(given) == num_keypoints
+                and all(not isinstance(v, bool) and v in (0, 1, 2) for v in given)
+            ):  # fmt: skip
+                reason = f"expected {num_keypoints} numbers of 0 (not found), 1 (covered) or 2 (visible)"
+                fail(index, entry, "keypoint_visibility", reason)
+            flags = np.asarray(given, np.float32)
+            keypoints[flags == 0, 2] = math.nan
+            flags[flags == 0] = 2.0
         per_image[str(image_id)][0].append(keypoints)
         per_image[str(image_id)][1].append(score)
+        per_image[str(image_id)][2].append(flags)
     results = {
-        key: (np.stack(kpts).astype(np.float32), np.asarray(scores, np.float32))
-        for key, (kpts, scores) in per_image.items()
+        key: (np.stack(kpts).astype(np.float32), np.asarray(scores, np.float32), np.stack(flags))
+        for key, (kpts, scores, flags) in per_image.items()
     }
     return results, skipped
 
@@ -245,14 +274,15 @@ class JSONKeypointSource:
         self.path = os.path.expanduser(os.path.expandvars(self.path))
         self.results, skipped = load_keypoint_results(self.path)
         self.filter = _filter_options(cfg)
-        num_entries = sum(len(s) for _, s in self.results.values())
+        num_entries = sum(len(found[1]) for found in self.results.values())
         logger.info(
             f"Keypoint results {self.path}: {num_entries} persons on {len(self.results)} images"
             + (f"; {skipped} entries of other categories skipped" if skipped else "")
         )
 
     def entries(self, x):
-        """(keypoints (n, 17, 3), scores (n,)) NumPy arrays of an input dict, or None if it has none."""
+        """(keypoints (n, 17, 3), scores (n,), v flags (n, 17)) NumPy arrays of an input dict, or None
+        if it has none (:func:`load_keypoint_results`)."""
         if not image_keys(x):
             raise ValueError(
                 "KEYPOINT_SOURCE 'json' looks inputs up by 'image_id' or 'file_name', and this input has neither"
@@ -276,7 +306,8 @@ class JSONKeypointSource:
             sx, sy = _input_from_original_scale(x, image_sizes[i])
             keypoints[..., 0] *= sx
             keypoints[..., 1] *= sy
-            keypoints, scores, _ = confident_persons(keypoints, scores, **self.filter)
+            flags = torch.from_numpy(found[2])
+            keypoints, scores, _ = confident_persons(keypoints, scores, **self.filter, flags=flags)
             out.append((keypoints, scores))
         return out
 

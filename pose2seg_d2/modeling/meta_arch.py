@@ -41,6 +41,9 @@ class Pose2Seg(nn.Module):
     """
 
     input_kind = "keypoints"  # persons' keypoints as input (Pose2SegTrainer's dataset mapper)
+    # the backbone's features are in the input images' frame (feature pixel j centered at input
+    # stride * (j + 0.5)): a keypoint source may read them (reads_backbone_features)
+    shares_features_with_keypoint_source = True
 
     @configurable
     def __init__(
@@ -358,8 +361,9 @@ class Pose2Seg(nn.Module):
         assert not self.training
         images = self.preprocess_image(batched_inputs)
         with self._autocast():
-            features = self.backbone(images.tensor)[self.in_feature]
-        sources = self.keypoint_source(batched_inputs, images.image_sizes, self.device)
+            all_features = self.backbone(images.tensor)
+        features = all_features[self.in_feature]
+        sources = self._source_persons(batched_inputs, images.image_sizes, all_features)
         output_sizes = [
             (x.get("height", h), x.get("width", w)) if do_postprocess else (h, w)
             for x, (h, w) in zip(batched_inputs, images.image_sizes)
@@ -402,6 +406,17 @@ class Pose2Seg(nn.Module):
             result.pred_keypoints = keypoints[members]
             results.append({"instances": result})
         return results
+
+    def _source_persons(self, batched_inputs, image_sizes, all_features):
+        """The keypoint source's persons; a source that reads backbone features is given this
+        model's (one backbone pass from image to masks), where they are in the input frame."""
+        if not getattr(self.keypoint_source, "reads_backbone_features", False):
+            return self.keypoint_source(batched_inputs, image_sizes, self.device)
+        shared = self.shares_features_with_keypoint_source
+        return self.keypoint_source(
+            batched_inputs, image_sizes, self.device,
+            features=all_features if shared else None, backbone=self.backbone if shared else None,
+        )  # fmt: skip
 
     def _rank_and_plan(
         self, logits, scores, keypoints, batch_index, input_sizes, output_sizes, window_from_input, num_images

@@ -39,6 +39,9 @@ class ReleasePose2Seg(Pose2Seg):
     MODEL.POSE2SEG.AUGMENT).
     """
 
+    # its features are of the warped square, not of the input images
+    shares_features_with_keypoint_source = False
+
     @configurable
     def __init__(self, *, input_size=512, **kwargs):
         """
