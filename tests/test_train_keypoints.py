@@ -82,7 +82,8 @@ def scene():
     p_a_again = predicted(a, 3.0)  # A is taken by p_a, which scores higher
     keypoints = np.stack([p_a, p_b, p_far, p_c_weak, p_a_again]).astype(np.float32)
     scores = np.array([0.8, 0.9, 0.95, 0.1, 0.5], np.float32)
-    return records, {"7": (keypoints, scores)}
+    flags = np.full(keypoints.shape[:2], 2.0, np.float32)  # no keypoint_visibility in the file
+    return records, {"7": (keypoints, scores, flags)}
 
 
 def test_matched_persons_take_the_prediction_and_unmatched_keep_their_ground_truth(scene):
@@ -210,3 +211,12 @@ def test_the_trainer_refuses_a_file_of_another_split(tiny, tmp_path):
         Pose2SegTrainer.build_train_loader(train_cfg(tiny, path))
     with pytest.raises(KeypointsFileError, match="not found"):
         Pose2SegTrainer.build_train_loader(train_cfg(tiny, str(tmp_path / "missing.json")))
+
+
+def test_a_files_keypoint_visibility_reaches_the_training_persons(scene):
+    records, (keypoints, scores, flags) = scene[0], scene[1]["7"]
+    flags = flags.copy()
+    flags[0, 5:9] = 1.0  # the bottom-up model marks four joints of p_a covered
+    out, _ = substitute_predicted_keypoints(records, {"7": (keypoints, scores, flags)}, min_oks=0.5, unmatched="keep_gt", **FILTERS)
+    got = np.array(out[0]["annotations"][0]["keypoints"]).reshape(17, 3)
+    np.testing.assert_array_equal(got[:, 2], np.where(np.arange(17) >= 5, np.where(np.arange(17) < 9, 1.0, 2.0), 2.0))

@@ -126,9 +126,9 @@ def substitute_predicted_keypoints(
         if key is None:
             counts["images_without_predictions"] += 1
         else:
-            raw, scores = (torch.from_numpy(v) for v in results[key])
+            raw, scores, flags = (torch.from_numpy(v) for v in results[key])
             labeled, scores, kept = confident_persons(
-                raw, scores, confidence_threshold, min_person_score, min_keypoints
+                raw, scores, confidence_threshold, min_person_score, min_keypoints, flags=flags
             )
             counts["predictions"] += int(kept.sum())
             counts["predictions_filtered_out"] += int((~kept).sum())
