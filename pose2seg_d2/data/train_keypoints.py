@@ -85,7 +85,8 @@ def substitute_predicted_keypoints(
             or "drop" (its annotation is left out of the record: no training instance).
         confidence_threshold, min_person_score, min_keypoints: the ``json`` source's filters
             (:func:`confident_persons`): only predictions passing them are matched, and their
-            joints below the threshold are unlabeled (0, 0, 0); the others get v = 2.
+            joints below the threshold are unlabeled (0, 0, 0); the others get the file's v
+            (``keypoint_visibility``: 1 covered, 2 visible; 2 without it).
         path (str): the results file, for the messages.
 
     Returns:
