@@ -13,17 +13,21 @@ set, in one run (without, then with, on each test set in turn):
 
 Rows: the "gt" keypoint source and, with ``--keypoint-config``, the images-alone one (the
 keypoint model run inside the forward pass, once per image with or without the flip: its time
-is in both). The evaluation is the demo's (``pose2seg_d2.comparison.evaluate_run``: one pass of
-the test loader, ``OcclusionBucketEvaluator``, the time per image over the model's calls after
-the first two). Prints a markdown table and writes it with the figures to OUTPUT_DIR/results.md
-and results.json.
+is in both). One pass of the test loader per test set and keypoint source: each batch goes
+through the model without and with the flip in turn (which one first alternates), each timed
+(after the first two batches) and its outputs evaluated by its own ``OcclusionBucketEvaluator``
+(COCO mask AP, overall and by MaxIoU bucket, as the demo's), so that a shared machine's load
+falls on both alike. Prints a markdown table and writes it with the figures to
+OUTPUT_DIR/results.md and results.json.
 """
 import argparse
 import json
 import logging
+import math
 import os
 import platform
 import sys
+import time
 
 import torch
 
@@ -32,10 +36,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from detectron2.utils.logger import setup_logger  # noqa: E402
 
 import pose2seg_d2  # noqa: E402,F401  (registers the models and the datasets)
-from pose2seg_d2.comparison.runner import ModelRun, describe_config, evaluate_run, train_or_load  # noqa: E402
+from pose2seg_d2.comparison.runner import train_or_load  # noqa: E402
 from pose2seg_d2.config import load_config  # noqa: E402
-from pose2seg_d2.evaluation import MAX_IOU_BUCKETS  # noqa: E402
+from pose2seg_d2.engine import Pose2SegTrainer  # noqa: E402
+from pose2seg_d2.evaluation import MAX_IOU_BUCKETS, OcclusionBucketEvaluator  # noqa: E402
 from pose2seg_d2.modeling import Pose2SegWithTTA  # noqa: E402
+
+WARMUP_BATCHES = 2  # not timed
 
 
 def parse_args(argv=None):
@@ -69,6 +76,59 @@ def table(rows):
     return "\n".join(lines)
 
 
+def evaluate_side_by_side(models, cfg, dataset, output_dir):
+    """
+    Every batch of ``dataset``'s test loader through each of ``models`` (name -> model, in eval
+    mode) in turn, the first alternating; returns name -> (metrics, ms per image).
+    """
+    loader = Pose2SegTrainer.build_test_loader(cfg, dataset)
+    evaluators = {
+        name: OcclusionBucketEvaluator(dataset, distributed=False, output_dir=os.path.join(output_dir, name, dataset))
+        for name in models
+    }
+    for evaluator in evaluators.values():
+        evaluator.reset()
+    seconds = dict.fromkeys(models, 0.0)
+    timed_images = 0
+    cuda = cfg.MODEL.DEVICE.startswith("cuda")
+    names = list(models)
+    with torch.no_grad():
+        for index, batch in enumerate(loader):
+            for name in names if index % 2 == 0 else names[::-1]:
+                if cuda:
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                outputs = models[name](batch)
+                if cuda:
+                    torch.cuda.synchronize()
+                if index >= WARMUP_BATCHES:
+                    seconds[name] += time.perf_counter() - start
+                evaluators[name].process(batch, outputs)
+            if index >= WARMUP_BATCHES:
+                timed_images += len(batch)
+    return {
+        name: (evaluators[name].evaluate(), 1000.0 * seconds[name] / timed_images if timed_images else math.nan)
+        for name in names
+    }
+
+
+def _row(dataset, keypoints, tta, metrics, ms_per_image):
+    def finite(value):
+        return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+    segm, by_max_iou = metrics.get("segm", {}), metrics.get("segm_by_max_iou", {})
+    return {
+        "dataset": dataset,
+        "keypoints": keypoints,
+        "tta": tta,
+        "AP": finite(segm.get("AP")),
+        "AP50": finite(segm.get("AP50")),
+        "AP75": finite(segm.get("AP75")),
+        "AP_by_max_iou": {name: finite(by_max_iou.get(f"AP_{name}")) for name, _, _ in MAX_IOU_BUCKETS},
+        "ms_per_image": finite(ms_per_image),
+    }
+
+
 def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.output_dir, exist_ok=True)
@@ -83,21 +143,17 @@ def main(argv=None):
         ))  # fmt: skip
     rows = []
     for keypoints, source_opts in sources:
-        cfg = load_config(args.config_file, [*args.opts, *source_opts, "OUTPUT_DIR", os.path.join(args.output_dir, keypoints)])
+        output_dir = os.path.join(args.output_dir, keypoints)
+        cfg = load_config(args.config_file, [*args.opts, *source_opts, "OUTPUT_DIR", output_dir, "TEST.AUG.ENABLED", True])
         model, _, _ = train_or_load(cfg, args.weights)
-        tta_cfg = cfg.clone()
-        tta_cfg.defrost()
-        tta_cfg.TEST.AUG.ENABLED = True
-        tta_cfg.OUTPUT_DIR = os.path.join(cfg.OUTPUT_DIR, "tta")
-        tta = Pose2SegWithTTA(tta_cfg, model).eval()
+        models = {"plain": model, "tta": Pose2SegWithTTA(cfg, model).eval()}
         for dataset in args.datasets:
-            for flip, (run_cfg, run_model) in ((False, (cfg, model)), (True, (tta_cfg, tta))):
-                logger.info(f"==> {dataset}, keypoints {keypoints}, flip {'on' if flip else 'off'}")
-                run = ModelRun(model="pose2seg", keypoints=keypoints, label="Pose2Seg", config=describe_config(run_cfg))
-                with torch.no_grad():
-                    evaluate_run(run, run_model, run_cfg, dataset)
-                rows.append({**run.row(), "tta": flip})
-        del model, tta
+            logger.info(f"==> {dataset}, keypoints {keypoints}: without and with the flip")
+            results = evaluate_side_by_side(models, cfg, dataset, output_dir)
+            for name, (metrics, ms) in results.items():
+                rows.append(_row(dataset, keypoints, name == "tta", metrics, ms))
+                logger.info(f"{dataset} {keypoints} {name}: AP {rows[-1]['AP']}, {ms:.1f} ms / image")
+        del model, models
     text = table(rows)
     print(text)
     device = cfg.MODEL.DEVICE if cfg.MODEL.DEVICE != "cpu" else f"cpu ({platform.processor() or platform.machine()})"

@@ -451,10 +451,17 @@ class Pose2Seg(nn.Module):
             window_from_output, self.window_size, persons.output_sizes, persons.batch_index, len(output_sizes)
         )
         maps, start = [], 0
-        for size, count, crop in zip(output_sizes, persons.counts, read_crop_sizes(extents)):
-            members = slice(start, start + count)
+        for (height, width), count, crop in zip(output_sizes, persons.counts, read_crop_sizes(extents)):
+            # TEST_PERSONS_PER_CHUNK persons at a time: one chunk's crops and sampling grids held
+            image_maps = probabilities.new_zeros((count, int(height), int(width)))
+            step = self.test_persons_per_chunk or max(count, 1)
+            for low in range(0, count, step):
+                chunk = slice(start + low, start + min(low + step, count))
+                image_maps[low : low + step] = warp_windows_to_image(
+                    probabilities[chunk], window_from_output[chunk], (height, width), crop
+                )
             start += count
-            maps.append(warp_windows_to_image(probabilities[members], window_from_output[members], size, crop))
+            maps.append(image_maps)
         return maps, persons, output_sizes
 
     def results_from_image_probabilities(self, probabilities, persons, output_sizes):
