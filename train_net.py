@@ -4,6 +4,8 @@ Train or evaluate Pose2Seg, or the Mask R-CNN baseline, with Detectron2's usual 
 
     python train_net.py --config-file configs/pose2seg_R_50_FPN_coco_persons.yaml
     python train_net.py --config-file ... --eval-only MODEL.WEIGHTS output/model_final.pth
+    python train_net.py --config-file ... --eval-only MODEL.WEIGHTS ... TEST.AUG.ENABLED True
+                                                            # and with test-time flip
     python train_net.py --config-file ... --num-gpus 2      # one process per GPU (or per CPU
                                                             # process with gloo, without GPUs)
 """
@@ -34,6 +36,8 @@ def main(args):
         model = Pose2SegTrainer.build_model(cfg)
         AtomicDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         results = Pose2SegTrainer.test(cfg, model)
+        if cfg.TEST.AUG.ENABLED:  # also with test-time augmentation (Pose2Seg: the horizontal flip)
+            results.update(Pose2SegTrainer.test_with_TTA(cfg, model))
         if comm.is_main_process():
             verify_results(cfg, results)
         return results

@@ -298,6 +298,15 @@ def add_pose2seg_config(cfg):
     _C.INPUT.COPY_PASTE.MIN_SOURCE_AREA = 1024
     _C.INPUT.COPY_PASTE.MIN_SOURCE_KEYPOINTS = 3
 
+    # Test-time augmentation uses Detectron2's own keys, added here by get_cfg():
+    # TEST.AUG.ENABLED makes train_net.py --eval-only evaluate a second time with it
+    # (Pose2SegTrainer.test_with_TTA, results "*_TTA", OUTPUT_DIR/inference_TTA/). Pose2Seg and
+    # its subclasses (Pose2SegWithTTA) flip only: each person is also segmented in the mirror
+    # image, keypoints mirrored and left/right swapped, the two probability maps averaged in the
+    # image before MASK_THRESHOLD; TEST.AUG.FLIP must be True, and TEST.AUG.MIN_SIZES and
+    # TEST.AUG.MAX_SIZE are not read (each image at the test loader's INPUT.MIN_SIZE_TEST). Mask
+    # R-CNN (GeneralizedRCNN) gets Detectron2's GeneralizedRCNNWithTTA, which reads all four.
+
     # Datasets (Detectron2's DATASETS.TRAIN / DATASETS.TEST name them) are registered when
     # pose2seg_d2.data is imported, before any config exists, and Detectron2 loads them through
     # DatasetCatalog.get(name) without a config; so two environment variables, not keys, steer

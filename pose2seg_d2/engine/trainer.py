@@ -4,6 +4,7 @@ import functools
 import logging
 import os
 import weakref
+from collections import OrderedDict
 
 import torch
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
@@ -20,8 +21,8 @@ from ..modeling.frozen_backbone import check_backbone_options_are_read
 from .checkpoint import AtomicDetectionCheckpointer
 
 __all__ = [
-    "Pose2SegTrainer", "build_adam_or_sgd_optimizer", "has_backbone", "input_kind", "takes_keypoints",
-    "train_mapper_class",
+    "Pose2SegTrainer", "build_adam_or_sgd_optimizer", "build_tta_model", "has_backbone", "input_kind",
+    "takes_keypoints", "train_mapper_class",
 ]  # fmt: skip
 
 # What a meta-architecture's class declares as ``input_kind``: what its inputs hold, and so
@@ -103,6 +104,29 @@ def build_adam_or_sgd_optimizer(cfg, model):
     return maybe_add_gradient_clipping(cfg, optimizer)
 
 
+def build_tta_model(cfg, model):
+    """
+    ``model`` with test-time augmentation (TEST.AUG): :class:`Pose2SegWithTTA` for Pose2Seg and
+    its subclasses (the horizontal flip), Detectron2's ``GeneralizedRCNNWithTTA`` for its
+    GeneralizedRCNN (Mask R-CNN: flip and TEST.AUG.MIN_SIZES); other meta-architectures have
+    none, an error.
+    """
+    from detectron2.modeling import GeneralizedRCNN, GeneralizedRCNNWithTTA
+    from torch.nn.parallel import DistributedDataParallel
+
+    from ..modeling import Pose2Seg, Pose2SegWithTTA
+
+    module = model.module if isinstance(model, DistributedDataParallel) else model
+    if isinstance(module, Pose2Seg):
+        return Pose2SegWithTTA(cfg, model)
+    if isinstance(module, GeneralizedRCNN):
+        return GeneralizedRCNNWithTTA(cfg, model)
+    raise ValueError(
+        f"TEST.AUG.ENABLED: MODEL.META_ARCHITECTURE {cfg.MODEL.META_ARCHITECTURE!r} has no test-time "
+        "augmentation (Pose2Seg and its subclasses, and GeneralizedRCNN, have); set TEST.AUG.ENABLED False"
+    )
+
+
 @contextlib.contextmanager
 def _ddp_without_device_ids_on_cpu(cfg):
     """
@@ -178,6 +202,21 @@ class Pose2SegTrainer(DefaultTrainer):
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
         return build_detection_test_loader(cfg, dataset_name, mapper=TEST_MAPPERS[input_kind(cfg)](cfg, False))
+
+    @classmethod
+    def test_with_TTA(cls, cfg, model):
+        """
+        :meth:`test` of ``model`` with test-time augmentation (:func:`build_tta_model`), the
+        evaluation written to OUTPUT_DIR/inference_TTA/; the results' keys end in "_TTA".
+        """
+        logging.getLogger(__name__).info("Running inference with test-time augmentation ...")
+        tta_model = build_tta_model(cfg, model)
+        evaluators = [
+            cls.build_evaluator(cfg, name, output_folder=os.path.join(cfg.OUTPUT_DIR, "inference_TTA", name))
+            for name in cfg.DATASETS.TEST
+        ]
+        results = cls.test(cfg, tta_model, evaluators)
+        return OrderedDict((key + "_TTA", value) for key, value in results.items())
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):

@@ -26,3 +26,4 @@ from .skeleton_features import (
     SkeletonFeatures,
     build_skeleton_features,
 )
+from .test_time_augmentation import Pose2SegWithTTA

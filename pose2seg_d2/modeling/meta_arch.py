@@ -8,7 +8,14 @@ from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
 from detectron2.structures import Boxes, ImageList, Instances
 from torch import nn
 
-from ..layers import affine_align, paste_masks_in_crops, paste_plan, read_crop_sizes
+from ..layers import (
+    affine_align,
+    boxes_from_masks,
+    paste_masks_in_crops,
+    paste_plan,
+    read_crop_sizes,
+    warp_windows_to_image,
+)
 from ..pose import (
     continuous_from_pixel_matrices,
     feature_from_input_matrix,
@@ -359,16 +366,7 @@ class Pose2Seg(nn.Module):
         when the keypoint source keeps its persons on the host ("gt", "json").
         """
         assert not self.training
-        images = self.preprocess_image(batched_inputs)
-        with self._autocast():
-            all_features = self.backbone(images.tensor)
-        features = all_features[self.in_feature]
-        sources = self._source_persons(batched_inputs, images.image_sizes, all_features)
-        output_sizes = [
-            (x.get("height", h), x.get("width", w)) if do_postprocess else (h, w)
-            for x, (h, w) in zip(batched_inputs, images.image_sizes)
-        ]
-        persons = self._persons([k for k, _ in sources], [s for _, s in sources], images.image_sizes, output_sizes)
+        features, persons, output_sizes = self._features_and_persons(batched_inputs, do_postprocess)
         num = len(persons.keypoints)
         if num:
             logits, window_from_input = self._chunked_window_logits(
@@ -391,11 +389,38 @@ class Pose2Seg(nn.Module):
                 (torch.zeros(0, h, w, dtype=torch.bool, device=self.device), torch.zeros(0, 4, device=self.device))
                 for h, w in output_sizes
             ]
-        classes = torch.zeros(num, dtype=torch.long, device=self.device)
+        return self._results(output_sizes, persons.counts, pasted, scores, keypoints)
 
+    def _features_and_persons(self, batched_inputs, do_postprocess, persons_per_image=None):
+        """
+        What inference starts from: the backbone's ``in_feature`` of the inputs, their persons
+        (the keypoint source's, or ``persons_per_image``: per image, (keypoints (n, 17, 3) in
+        the input image's continuous coordinates, person scores (n,)), as a source gives them)
+        as :class:`Persons`, and each image's output (height, width).
+        """
+        images = self.preprocess_image(batched_inputs)
+        with self._autocast():
+            all_features = self.backbone(images.tensor)
+        features = all_features[self.in_feature]
+        if persons_per_image is None:
+            persons_per_image = self._source_persons(batched_inputs, images.image_sizes, all_features)
+        output_sizes = [
+            (x.get("height", h), x.get("width", w)) if do_postprocess else (h, w)
+            for x, (h, w) in zip(batched_inputs, images.image_sizes)
+        ]
+        keypoints, scores = [k for k, _ in persons_per_image], [s for _, s in persons_per_image]
+        return features, self._persons(keypoints, scores, images.image_sizes, output_sizes), output_sizes
+
+    def _results(self, output_sizes, counts, masks_and_boxes, scores, keypoints):
+        """
+        Inference's outputs: one ``{"instances": Instances}`` per image, from the per-image
+        ``(masks (n, H, W) bool, boxes (n, 4))`` and the (N,) scores and (N, 17, 3) output
+        keypoints of all persons, in output order.
+        """
+        classes = torch.zeros(len(scores), dtype=torch.long, device=self.device)
         results = []
         start = 0
-        for output_size, count, (masks, boxes) in zip(output_sizes, persons.counts, pasted):
+        for output_size, count, (masks, boxes) in zip(output_sizes, counts, masks_and_boxes):
             members = slice(start, start + count)
             start += count
             result = Instances(output_size)
@@ -407,6 +432,20 @@ class Pose2Seg(nn.Module):
             results.append({"instances": result})
         return results
 
+    def keypoint_persons(self, batched_inputs):
+        """
+        The keypoint source's persons of ``batched_inputs``: per image, (keypoints (n, 17, 3) in
+        the input image's continuous coordinates, person scores (n,)), with a backbone pass of
+        its own where the source reads this model's features (test-time augmentation takes its
+        persons from here).
+        """
+        images = self.preprocess_image(batched_inputs)
+        all_features = None
+        if getattr(self.keypoint_source, "reads_backbone_features", False) and self.shares_features_with_keypoint_source:
+            with self._autocast():
+                all_features = self.backbone(images.tensor)
+        return self._source_persons(batched_inputs, images.image_sizes, all_features)
+
     def _source_persons(self, batched_inputs, image_sizes, all_features):
         """The keypoint source's persons; a source that reads backbone features is given this
         model's (one backbone pass from image to masks), where they are in the input frame."""
@@ -417,6 +456,83 @@ class Pose2Seg(nn.Module):
             batched_inputs, image_sizes, self.device,
             features=all_features if shared else None, backbone=self.backbone if shared else None,
         )  # fmt: skip
+
+    # ------------------------------------------------------------------ test-time augmentation
+    def image_probabilities(self, batched_inputs, persons_per_image=None, do_postprocess=True):
+        """
+        Each person's mask probabilities in its output image, before the threshold: what
+        :meth:`inference` thresholds (its masks are these maps >= MASK_THRESHOLD), for
+        test-time augmentation to combine views in image space (:class:`Pose2SegWithTTA`).
+
+        Args:
+            batched_inputs (list[dict]): as :meth:`forward`'s.
+            persons_per_image (list[tuple[Tensor, Tensor]] or None): per image, (keypoints
+                (n, 17, 3) in the input image's continuous coordinates, person scores (n,)), as a
+                keypoint source gives them; None: the model's keypoint source's.
+            do_postprocess (bool): as :meth:`inference`.
+
+        Returns:
+            tuple: ``probabilities``, per image (n, H, W) float32 at the output size, the
+            persons in their given order (0 where no window reaches); the :class:`Persons` (in
+            input coordinates, with their scores and counts); and the B output (height, width).
+        """
+        assert not self.training
+        features, persons, output_sizes = self._features_and_persons(batched_inputs, do_postprocess, persons_per_image)
+        if not len(persons.keypoints):
+            empty = [torch.zeros(0, h, w, device=self.device) for h, w in output_sizes]
+            return empty, persons, output_sizes
+        logits, window_from_input = self._chunked_window_logits(
+            features, persons.keypoints, persons.batch_index, persons.feature_from_input, persons.feature_sizes
+        )
+        probabilities = window_probabilities(logits)
+        window_from_output = self._window_from_output(window_from_input, persons.input_sizes, persons.output_sizes)
+        _, extents = paste_plan(
+            window_from_output, self.window_size, persons.output_sizes, persons.batch_index, len(output_sizes)
+        )
+        maps, start = [], 0
+        for (height, width), count, crop in zip(output_sizes, persons.counts, read_crop_sizes(extents)):
+            # TEST_PERSONS_PER_CHUNK persons at a time: one chunk's crops and sampling grids held
+            image_maps = probabilities.new_zeros((count, int(height), int(width)))
+            step = self.test_persons_per_chunk or max(count, 1)
+            for low in range(0, count, step):
+                chunk = slice(start + low, start + min(low + step, count))
+                image_maps[low : low + step] = warp_windows_to_image(
+                    probabilities[chunk], window_from_output[chunk], (height, width), crop
+                )
+            start += count
+            maps.append(image_maps)
+        return maps, persons, output_sizes
+
+    def results_from_image_probabilities(self, probabilities, persons, output_sizes):
+        """
+        Inference's outputs from :meth:`image_probabilities`'s maps (or an average of several
+        views' maps): masks are the maps >= MASK_THRESHOLD, boxes their tight boxes, scores
+        MODEL.POSE2SEG.SCORE's with the mask's confidence taken over the image pixels, keypoints
+        the persons' in output coordinates; sorted by score within each image, as
+        :meth:`inference` sorts them.
+
+        Args:
+            probabilities (list[Tensor]): per image, (n, H, W) in the persons' order.
+            persons (Persons), output_sizes (list[tuple[int, int]]): as :meth:`image_probabilities`
+                gives them.
+        """
+        scores = persons.scores
+        if self.score == "person_x_mask":
+            confidences = [mask_confidence(p, self.mask_threshold) for p in probabilities]
+            scores = scores * torch.cat(confidences) if len(scores) else scores
+        order = torch.argsort(scores, descending=True, stable=True)
+        order = order[torch.argsort(persons.batch_index[order], stable=True)]
+        keypoints = self._output_keypoints(
+            persons.keypoints[order], persons.input_sizes[order], persons.output_sizes[order]
+        )
+        masks_and_boxes, start = [], 0
+        for maps, count in zip(probabilities, persons.counts):
+            # the image's persons are order[start:start + count], as indices into all persons
+            within = order[start : start + count] - start
+            start += count
+            masks = maps[within] >= self.mask_threshold
+            masks_and_boxes.append((masks, boxes_from_masks(masks)))
+        return self._results(output_sizes, persons.counts, masks_and_boxes, scores[order], keypoints)
 
     def _rank_and_plan(
         self, logits, scores, keypoints, batch_index, input_sizes, output_sizes, window_from_input, num_images
@@ -449,12 +565,22 @@ class Pose2Seg(nn.Module):
         order = torch.argsort(scores, descending=True, stable=True)
         order = order[torch.argsort(batch_index[order], stable=True)]
         input_sizes, output_sizes = input_sizes[order], output_sizes[order]
-        window_from_output = window_from_input[order] @ continuous_from_pixel_matrices(
-            (input_sizes / output_sizes).flip(-1)
-        )
-        output_from_input = scale_matrix(*(output_sizes / input_sizes).flip(-1).unbind(1))
-        keypoints = transform_keypoints(keypoints[order], output_from_input)
+        window_from_output = self._window_from_output(window_from_input[order], input_sizes, output_sizes)
+        keypoints = self._output_keypoints(keypoints[order], input_sizes, output_sizes)
         footprints, extents = paste_plan(
             window_from_output, self.window_size, output_sizes, batch_index[order], num_images
         )
         return scores[order], probabilities[order], keypoints, window_from_output, footprints, extents
+
+    @staticmethod
+    def _window_from_output(window_from_input, input_sizes, output_sizes):
+        """(N, 3, 3) float64 output-image pixels -> window pixels, from the (N, 3, 3) input-image
+        continuous coordinates -> window pixels and the (N, 2) (height, width) of each person's
+        input and output image."""
+        return window_from_input @ continuous_from_pixel_matrices((input_sizes / output_sizes).flip(-1))
+
+    @staticmethod
+    def _output_keypoints(keypoints, input_sizes, output_sizes):
+        """(N, 17, 3) input-image continuous coordinates -> output-image ones ((0, 0, 0) where
+        unlabeled), the sizes as :meth:`_window_from_output` takes them."""
+        return transform_keypoints(keypoints, scale_matrix(*(output_sizes / input_sizes).flip(-1).unbind(1)))

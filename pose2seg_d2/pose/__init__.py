@@ -17,6 +17,7 @@ from .transforms import (
     keypoint_boxes,
     labeled_keypoint_box,
     labeled_mask,
+    mirror_keypoints,
     random_window_augmentation,
     per_person_sizes,
     resize_padding_matrices,

@@ -25,6 +25,7 @@ __all__ = [
     "feature_from_input_matrix",
     "continuous_from_pixel_matrices",
     "transform_keypoints",
+    "mirror_keypoints",
     "random_window_augmentation",
 ]
 
@@ -272,6 +273,32 @@ def transform_keypoints(keypoints, matrices):
     mapped = xy @ matrices[:, :2, :2].transpose(1, 2) + matrices[:, None, :2, 2]
     out = torch.cat([mapped, keypoints[..., 2:3].to(torch.float64)], dim=-1)
     return torch.where(labeled[..., None], out, out.new_zeros(())).to(keypoints.dtype)
+
+
+def mirror_keypoints(keypoints, widths, flip_indices):
+    """
+    Persons' keypoints in the horizontal mirror image of their image: x -> W - x in continuous
+    coordinates (pixel i spans [i, i + 1], so it becomes pixel W - 1 - i, as ``image.flip(-1)``
+    moves it), and the rows permuted by the flip map, so that the left wrist of the mirrored
+    person (the original right wrist) is in the left wrist's row.
+
+    Args:
+        keypoints (Tensor): (N, K, 3) of (x, y, v) in the image's continuous coordinates.
+        widths (Tensor or float): (N,) or one width W of each person's image.
+        flip_indices (sequence[int]): K indices, ``mirrored[:, k] = keypoints[:, flip_indices[k]]``
+            (:func:`~pose2seg_d2.pose.keypoints.flip_permutation`).
+
+    Returns:
+        Tensor (N, K, 3) in the keypoints' dtype and device; y and v unchanged; unlabeled
+        keypoints (see :func:`labeled_mask`) are (0, 0, 0).
+    """
+    if len(flip_indices) != keypoints.shape[1]:
+        raise ValueError(f"mirror_keypoints: {len(flip_indices)} flip indices for {keypoints.shape[1]} keypoints")
+    widths = torch.as_tensor(widths, dtype=torch.float64, device=keypoints.device).expand(keypoints.shape[0])
+    mirror_from_image = scale_matrix(-torch.ones_like(widths), torch.ones_like(widths)).clone()
+    mirror_from_image[:, 0, 2] = widths
+    index = torch.as_tensor(list(flip_indices), dtype=torch.long, device=keypoints.device)
+    return transform_keypoints(keypoints, mirror_from_image)[:, index]
 
 
 def random_window_augmentation(
