@@ -38,5 +38,9 @@ setup(
         # detectron2.model_zoo imports pkg_resources, which setuptools 81 removes
         "setuptools<81",
     ],
-    extras_require={"dev": ["pytest", "pytest-timeout", "hypothesis", "installer"]},
+    extras_require={
+        "dev": ["pytest", "pytest-timeout", "hypothesis", "installer"],
+        # tools/deploy/export_model.py --format onnx, and running its files (pose2seg_d2.export)
+        "export": ["onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.20"],
+    },
 )

@@ -37,13 +37,14 @@ with open(sys.argv[1], "w") as f:
             pass
 PYEOF
 
-# 2. the package (editable), its dependencies (detectron2's runtime deps included) and test tools.
-if "$PY" -c "import pose2seg_d2, cv2, pycocotools, fvcore, pytest, installer, hypothesis" >/dev/null 2>&1 \
+# 2. the package (editable), its dependencies (detectron2's runtime deps included), test tools
+#    and the export extra (onnx, onnxscript, onnxruntime: the export tests run them).
+if "$PY" -c "import pose2seg_d2, cv2, pycocotools, fvcore, pytest, installer, hypothesis, onnx, onnxscript, onnxruntime" >/dev/null 2>&1 \
    && [ -f "$VENV/.pose2seg-setup-py" ] && cmp -s setup.py "$VENV/.pose2seg-setup-py"; then
     log "pose2seg_d2 and its dependencies already installed"
 else
     log "installing pose2seg_d2 (editable) and its dependencies"
-    "${PIP[@]}" install -c "$CONSTRAINTS" -e ".[dev]"
+    "${PIP[@]}" install -c "$CONSTRAINTS" -e ".[dev,export]"
     cp setup.py "$VENV/.pose2seg-setup-py"
 fi
 

@@ -161,6 +161,12 @@ def affine_align(features, matrices, batch_index, output_size, check_batch_index
     if channels <= _SMALL_CHANNELS:
         # e.g. one-channel masks: embedding_bag's per-bag overhead would dominate
         sampled = (table[index] * weight[..., None]).sum(dim=1)
+    elif torch.compiler.is_exporting():
+        # ONNX has no embedding_bag (the exporter's replacement loops over the bags, and fails
+        # on none): one gather per tap, each (N * h * w, C)
+        sampled = table[index[:, 0]] * weight[:, 0, None]
+        for tap in range(1, 4):
+            sampled = sampled + table[index[:, tap]] * weight[:, tap, None]
     else:
         sampled = F.embedding_bag(index, table, per_sample_weights=weight, mode="sum")
     return sampled.view(num, h, w, channels).permute(0, 3, 1, 2)

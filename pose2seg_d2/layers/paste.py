@@ -138,7 +138,7 @@ def _sample_crops(windows, window_from_image, image_size, crop_size, footprints)
     grid_from_crop[:, :, 2] += scale[:, 0] / 2 - 1
     # Unusable windows sample nothing (their footprint is empty too), nor do windows whose grid
     # could overflow the windows' dtype (absurd matrices: 1e30 window sizes per image pixel).
-    extent = to_device(torch.tensor([float(crop_w), float(crop_h), 1.0], dtype=torch.float64), device)
+    extent = to_device(torch.tensor([crop_w, crop_h, 1.0], dtype=torch.float64), device)
     bound = (grid_from_crop.abs() * extent).sum(dim=2)  # (N, 2)
     usable = footprints.usable & (bound < 1e30).all(dim=1)
     outside = device_constant(((0.0, 0.0, -2.0), (0.0, 0.0, -2.0)), torch.float64, device)
@@ -160,8 +160,8 @@ def _paste(crops, low, image_size, out):
     width = image_size[1]
     rows = (low[:, 1:2] + torch.arange(crop_h, device=crops.device)) * width  # (N, ch)
     cols = low[:, 0:1] + torch.arange(crop_w, device=crops.device)  # (N, cw)
-    index = (rows[:, :, None] + cols[:, None, :]).view(num, -1)
-    return out.scatter_(1, index, crops.reshape(num, -1)).view(num, *image_size)
+    index = (rows[:, :, None] + cols[:, None, :]).view(num, crop_h * crop_w)
+    return out.scatter_(1, index, crops.reshape(num, crop_h * crop_w)).view(num, *image_size)
 
 
 def warp_windows_to_image(windows, window_from_image, image_size, crop_size=None):
@@ -237,7 +237,7 @@ def paste_image_masks(windows, window_from_image, image_size, threshold, crop_si
     """
     crops, low = _sample_crops(windows, window_from_image, image_size, crop_size, footprints)
     inside = crops >= threshold
-    out = torch.zeros((len(windows), image_size[0] * image_size[1]), dtype=torch.bool, device=windows.device)
+    out = torch.zeros((windows.shape[0], image_size[0] * image_size[1]), dtype=torch.bool, device=windows.device)
     return _paste(inside, low, image_size, out), boxes_from_masks(inside, offsets=low)
 
 

@@ -1,6 +1,5 @@
 """Pose2Seg as a Detectron2 meta-architecture."""
 import contextlib
-import math
 
 import torch
 from detectron2.config import configurable
@@ -213,7 +212,10 @@ class Pose2Seg(nn.Module):
             (height, width) of each image's valid, unpadded part of the feature map.
         """
         feature_from_input = feature_from_input_matrix(self.stride).expand(len(image_sizes), 3, 3)
-        sizes = [(math.ceil(h / self.stride), math.ceil(w / self.stride)) for h, w in image_sizes]
+        # ceil(h / stride) with non-negative integers: a traced graph's sizes stay integer
+        # expressions, and ONNX's integer division (which truncates) gives the same
+        stride = self.stride
+        sizes = [((h + stride - 1) // stride, (w + stride - 1) // stride) for h, w in image_sizes]
         return feature_from_input, torch.tensor(sizes, dtype=torch.float64).reshape(-1, 2)
 
     def _compiled(self, function):

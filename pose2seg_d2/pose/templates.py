@@ -168,6 +168,9 @@ class PoseTemplates:
 
     def _templates_on(self, device):
         """:attr:`templates` on ``device``, copied there once (not once per call)."""
+        if torch.compiler.is_compiling():
+            # a constant of the traced graph; the cache must not keep torch.export's fake tensor
+            return self.templates.to(device)
         cache = self.__dict__.setdefault("_device_copies", {})
         source, copy = cache.get(device, (None, None))
         if source is not self.templates:

@@ -17,6 +17,7 @@ __all__ = [
     "release_input_matrices",
     "feature_from_image_matrices",
     "warp_into_input",
+    "input_sampling_grid",
     "align_corners_sampling_matrices",
 ]
 
@@ -82,19 +83,38 @@ def warp_into_input(images, input_size):
     Returns:
         Tensor (B, C, S, S) float32.
     """
-    sizes = [tuple(image.shape[-2:]) for image in images]
-    input_from_image = release_input_matrices(torch.tensor(sizes, dtype=torch.float64), input_size)
-    pixels = torch.arange(input_size, dtype=torch.float64)
     warped = []
-    for image, m, (h, w) in zip(images, input_from_image, sizes):  # one warp per image: sizes differ
-        # input pixel (u, v) -> grid_sample's normalized image coordinates (align_corners=False:
-        # pixel x is at (2x + 1) / w - 1), separable in u and v
-        normalized_from_image = torch.tensor([[2 / w, 0, 1 / w - 1], [0, 2 / h, 1 / h - 1], [0, 0, 1]], dtype=torch.float64)
-        g = (normalized_from_image @ torch.linalg.inv(m))[:2]
-        grid = (g[:, 0] * pixels[:, None])[None] + (g[:, 1] * pixels[:, None] + g[:, 2])[:, None]
-        grid = grid.to(image)[None]  # (1, S, S, 2)
+    for image in images:  # one warp per image: sizes differ
+        grid = input_sampling_grid(image.shape[-2:], input_size, image.device).to(image.dtype)[None]
         warped.append(F.grid_sample(image[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False))
     return torch.cat(warped).round()
+
+
+def input_sampling_grid(image_size, input_size, device=None):
+    """
+    Where each pixel of the S x S input samples its image, for ``grid_sample``.
+
+    Args:
+        image_size (tuple[int, int]): (H, W) of the image (ints, or the symbolic sizes of a
+            traced graph: only tensor arithmetic follows).
+        input_size (int): S.
+
+    Returns:
+        Tensor (S, S, 2) float64: input pixel (u, v) -> grid_sample's normalized image
+        coordinates (x, y) (``align_corners=False``: image pixel x is at (2x + 1) / W - 1).
+    """
+    size = torch.tensor([image_size[0], image_size[1]], dtype=torch.float64, device=device)
+    input_from_image = release_input_matrices(size[None], input_size)[0]
+    # input_from_image only scales by s and shifts by t: image pixel = (input pixel - t) / s
+    scale, shift = input_from_image[0, 0], input_from_image[:2, 2]  # shift (x, y)
+    normalize = 2.0 / size.flip(0)  # (2 / W, 2 / H)
+    pixels = torch.arange(input_size, dtype=torch.float64, device=device)
+    # normalized = (2 (u - t) / s + 1) / size - 1, separable in u and v
+    offset = normalize * (0.5 - shift / scale) - 1.0  # (2,)
+    step = normalize / scale
+    x = step[0] * pixels + offset[0]  # (S,) by column u
+    y = step[1] * pixels + offset[1]  # (S,) by row v
+    return torch.stack([x[None, :].expand(input_size, -1), y[:, None].expand(-1, input_size)], dim=-1)
 
 
 def align_corners_sampling_matrices(window_from_feature, feature_size):
