@@ -17,7 +17,16 @@ from detectron2.modeling import build_model
 
 from pose2seg_d2.config import load_config
 from pose2seg_d2.engine import AtomicDetectionCheckpointer
-from pose2seg_d2.export import export_program, load_onnx, load_pt2, min_image_side, save_onnx, save_pt2
+from pose2seg_d2.export import (
+    ExportablePose2Seg,
+    export_model,
+    export_program,
+    load_onnx,
+    load_pt2,
+    min_image_side,
+    save_onnx,
+    save_pt2,
+)
 from pose2seg_d2.export.compare import agreement, eager_outputs
 
 from .fixtures import tiny_pose2seg_cfg, write_templates
@@ -138,6 +147,18 @@ def test_eager_model_is_unchanged_by_its_export(tiny, tmp_path):
     image, keypoints = tiny_input((96, 128), 3, seed=2)
     exported, fresh = eager_outputs(tiny["model"], image, keypoints), eager_outputs(never_exported, image, keypoints)
     assert torch.equal(exported[0], fresh[0]) and torch.equal(exported[1], fresh[1])
+
+
+def test_export_refuses_what_it_cannot_export(tiny, tmp_path):
+    with pytest.raises(ValueError, match="pt2"):
+        export_model(tiny["model"], tmp_path / "model.tflite", "tflite")
+    try:
+        with pytest.raises(ValueError, match="eval mode"):
+            ExportablePose2Seg(tiny["model"].train())
+    finally:
+        tiny["model"].eval()
+    with pytest.raises(TypeError, match="Pose2Seg"):
+        ExportablePose2Seg(torch.nn.Conv2d(3, 3, 1))
 
 
 # ---------------------------------------------------------------------------- the release's model

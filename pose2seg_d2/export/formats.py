@@ -14,7 +14,7 @@ from torch.export import Dim
 from ..pose import NUM_KEYPOINTS, PoseTemplates
 from ..release import ReleasePose2Seg
 from ..utils import default_templates_file
-from .graph import ExportablePose2Seg
+from .graph import ExportablePose2Seg, size_divisibility
 
 __all__ = [
     "FORMATS",
@@ -46,7 +46,7 @@ def min_image_side(model):
     """
     if isinstance(model, ReleasePose2Seg):
         return 2
-    return 2 * max(model.backbone.size_divisibility, 1) + 1
+    return 2 * max(size_divisibility(model), 1) + 1
 
 
 def example_inputs(model, image_size=None, num_persons=3, seed=0):
@@ -153,6 +153,7 @@ def save_onnx(program, path):
         custom_translation_table={torch.ops.prims.hypot.default: _hypot},
         dynamo=True,
         optimize=False,
+        verbose=False,
     )
     onnx_program.save(os.fspath(path), external_data=False)
     return path
@@ -174,10 +175,15 @@ def load_pt2(path):
 class _OnnxRunner:
     """An ONNX file run by onnxruntime, called with tensors and giving tensors back."""
 
-    def __init__(self, path, providers=None):
+    def __init__(self, path, providers=None, threads=None):
         import onnxruntime
 
-        self.session = onnxruntime.InferenceSession(os.fspath(path), providers=providers or ["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(
+            os.fspath(path), options, providers=providers or ["CPUExecutionProvider"]
+        )
 
     def __call__(self, image, keypoints):
         feeds = {"image": image.detach().cpu().numpy(), "keypoints": keypoints.detach().cpu().numpy()}
@@ -185,7 +191,13 @@ class _OnnxRunner:
         return torch.from_numpy(masks), torch.from_numpy(scores)
 
 
-def load_onnx(path, providers=None):
-    """An ``.onnx`` file run by onnxruntime (``providers``: its execution providers, default the
-    CPU's), as a callable ``(image, keypoints) -> (masks, scores)`` on CPU tensors."""
-    return _OnnxRunner(path, providers)
+def load_onnx(path, providers=None, threads=None):
+    """
+    An ``.onnx`` file run by onnxruntime as a callable ``(image, keypoints) -> (masks,
+    scores)`` on CPU tensors.
+
+    Args:
+        providers (list[str]): onnxruntime's execution providers; None: the CPU's.
+        threads (int): its threads within an operator; None: onnxruntime's default (the cores).
+    """
+    return _OnnxRunner(path, providers, threads)

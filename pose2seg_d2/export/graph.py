@@ -5,10 +5,18 @@ from torch import nn
 
 from ..layers.paste import paste_image_masks, paste_plan
 from ..modeling.mask_scores import mask_confidence, window_probabilities
+from ..modeling.meta_arch import Pose2Seg
 from ..pose import continuous_from_pixel_matrices
 from ..release import ReleasePose2Seg
 
-__all__ = ["ExportablePose2Seg"]
+__all__ = ["ExportablePose2Seg", "size_divisibility"]
+
+
+def size_divisibility(model):
+    """What the model pads its input image's sides to a multiple of, as ImageList.from_tensors
+    does (the backbone's padding constraints first)."""
+    backbone = model.backbone
+    return (backbone.padding_constraints or {}).get("size_divisibility", backbone.size_divisibility)
 
 
 class ExportablePose2Seg(nn.Module):
@@ -37,8 +45,12 @@ class ExportablePose2Seg(nn.Module):
             model (Pose2Seg): a :class:`Pose2Seg` or :class:`ReleasePose2Seg` in eval mode.
         """
         super().__init__()
+        if not isinstance(model, Pose2Seg):
+            raise TypeError(f"ExportablePose2Seg exports Pose2Seg and ReleasePose2Seg, not {type(model).__name__}")
         if model.training:
             raise ValueError("ExportablePose2Seg: put the model in eval mode first (model.eval())")
+        if (model.backbone.padding_constraints or {}).get("square_size", 0) > 0:
+            raise ValueError("ExportablePose2Seg: a backbone padding its inputs to squares (square_size) is not supported")
         self.model = model
 
     def forward(self, image, keypoints):
@@ -86,8 +98,8 @@ class ExportablePose2Seg(nn.Module):
             return model.preprocess_image([{"image": image}]).tensor
         # Pose2Seg pads with ImageList.from_tensors, whose padded size is a tensor: the same
         # padding here, with the padded sizes as multiples of the divisibility so that the
-        # backbone's sizes simplify symbolically
-        divisibility = model.backbone.size_divisibility
+        # backbone's sizes simplify symbolically; channels-last, as the eager model on the CPU
+        divisibility = size_divisibility(model)
         height, width = image.shape[-2], image.shape[-1]
         normalized = (image.to(model.device, torch.float32) - model.pixel_mean) / model.pixel_std
         if divisibility > 1:
