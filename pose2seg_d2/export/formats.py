@@ -108,8 +108,8 @@ def export_program(model, example=None):
         torch.export.ExportedProgram
 
     Raises:
-        RuntimeError: where tracing fixed a size that must stay dynamic (a change to the model
-            that made its code depend on one).
+        RuntimeError: where tracing fixed or narrowed a size that must take any value from its
+            minimum up (a change to the model that made its code depend on one).
     """
     graph = ExportablePose2Seg(model).eval()
     example = example_inputs(model) if example is None else tuple(example)
@@ -117,10 +117,17 @@ def export_program(model, example=None):
         program = torch.export.export(graph, example, dynamic_shapes=_dynamic_shapes(model))
     placeholders = {n.name: n.meta["val"] for n in program.graph.nodes if n.op == "placeholder"}
     image, keypoints = (placeholders[name] for name in program.graph_signature.user_inputs)
-    sizes = {"H": image.shape[1], "W": image.shape[2], "N": keypoints.shape[0]}
-    fixed = [name for name, size in sizes.items() if isinstance(size, int)]
-    if fixed:
-        raise RuntimeError(f"export_program: tracing fixed the sizes {fixed} of the exported graph, which must stay dynamic")
+    side = min_image_side(model)
+    sizes = {"H": (image.shape[1], side), "W": (image.shape[2], side), "N": (keypoints.shape[0], 0)}
+    for name, (size, minimum) in sizes.items():
+        bounds = None if isinstance(size, int) else program.range_constraints.get(size.node.expr)
+        # Dim.AUTO would narrow a range silently where the code needs it: the graph must take
+        # every size from the minimum up
+        if bounds is None or int(bounds.lower) != minimum or not bool(bounds.upper > 2**20):
+            raise RuntimeError(
+                f"export_program: tracing fixed or narrowed the size {name} of the exported graph to "
+                f"{bounds if bounds is not None else size}, which must take any value from {minimum} up"
+            )
     return program
 
 
