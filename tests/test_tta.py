@@ -7,7 +7,7 @@ import pytest
 import torch
 from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser
-from detectron2.modeling import build_model
+from detectron2.modeling import GeneralizedRCNNWithTTA, build_model
 from detectron2.structures import Instances, Keypoints
 
 import train_net
@@ -285,6 +285,9 @@ def test_tta_refuses_what_it_cannot_do(templates_file):
     with pytest.raises(ValueError, match="TEST.AUG.ENABLED.*KeypointsOnlyMasks"):
         build_tta_model(keypoints_only, build_model(keypoints_only))
     assert issubclass(ReleasePose2Seg, Pose2Seg)  # the release's model flips as Pose2Seg does
+    # Mask R-CNN: Detectron2's own wrapper
+    mask_rcnn = load_config(os.path.join(REPO, "configs", "synthetic", "mask_rcnn_R_18_FPN_synthetic.yaml"), ["MODEL.WEIGHTS", ""])
+    assert isinstance(build_tta_model(mask_rcnn, build_model(mask_rcnn).eval()), GeneralizedRCNNWithTTA)
 
 
 def test_eval_only_with_tta_evaluates_with_and_without(templates_file, tmp_path):
