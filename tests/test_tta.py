@@ -163,8 +163,8 @@ def test_mirror_keypoints_swaps_left_and_right_and_mirrors_x():
     center[0, 0] = torch.tensor([10.5, 3.5, 2.0])
     assert mirror_keypoints(center, 37.0, flip_permutation())[0, 0, 0] == 37 - 1 - 10 + 0.5
     # twice is the identity for labeled keypoints
-    twice = mirror_keypoints(mirror_keypoints(torch.as_tensor(keypoints[:1], dtype=torch.float32), 100.0, flip_permutation()), 100.0, flip_permutation())
-    np.testing.assert_allclose(twice.numpy(), keypoints[:1], atol=1e-4)
+    once = mirror_keypoints(torch.as_tensor(keypoints[:1], dtype=torch.float32), 100.0, flip_permutation())
+    np.testing.assert_allclose(mirror_keypoints(once, 100.0, flip_permutation()).numpy(), keypoints[:1], atol=1e-4)
 
 
 # ---------------------------------------------------------------------------- the averaging
