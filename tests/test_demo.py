@@ -1,7 +1,6 @@
 """demo.py: images + keypoints in, one PNG per image out; clear errors."""
 import importlib.util
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -56,21 +55,6 @@ def setup(tmp_path_factory):
     torch.save({"model": build_model(cfg).state_dict()}, weights)
     counts = {stem: sum(e["image_id"] == key for e in entries) for stem, key in (("000123", 123), ("street", "street"))}
     return {"root": root, "images": images, "results": str(results), "config": str(config), "weights": str(weights), "counts": counts}
-
-
-@pytest.fixture
-def logs(caplog):
-    """caplog for the "pose2seg_d2" logger, also once Detectron2's setup_logger stopped its propagation."""
-    logger = logging.getLogger("pose2seg_d2")
-    logger.addHandler(caplog.handler)
-    caplog.handler.setLevel(logging.INFO)
-    previous = logger.level
-    logger.setLevel(logging.INFO)
-    try:
-        yield caplog
-    finally:
-        logger.removeHandler(caplog.handler)
-        logger.setLevel(previous)
 
 
 def demo_args(setup, inputs, output, keypoints=None):

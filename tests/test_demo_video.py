@@ -1,7 +1,6 @@
 """demo.py --video-input: a video in, the same frames out with the persons drawn, each in its color
 from frame to frame; persons below the confidence threshold not drawn; bad videos."""
 import json
-import logging
 import os
 
 import cv2
@@ -83,20 +82,6 @@ def setup(tmp_path_factory):
     opts = ["MODEL.WEIGHTS", str(root / "pose2seg.pth"), "MODEL.POSE2SEG.SCORE", "person"]
     return {"video": root / "walk.mp4", "results": str(root / "results.json"), "config": str(root / "pose2seg.yaml"),
             "opts": opts}  # fmt: skip
-
-
-@pytest.fixture
-def logs(caplog):
-    logger = logging.getLogger("pose2seg_d2")
-    logger.addHandler(caplog.handler)
-    caplog.handler.setLevel(logging.INFO)
-    previous = logger.level
-    logger.setLevel(logging.INFO)
-    try:
-        yield caplog
-    finally:
-        logger.removeHandler(caplog.handler)
-        logger.setLevel(previous)
 
 
 def video_args(setup, video, output, *extra):
