@@ -212,14 +212,24 @@ def add_pose2seg_config(cfg):
     _C.MODEL.BOTTOM_UP.NUM_KEYPOINTS = 17
     # Numbers per tag (1 in the paper).
     _C.MODEL.BOTTOM_UP.TAG_DIM = 1
+    # 0: free tags, as in the paper. > 0: spatial tags, each pixel's tag its own input-image
+    # position (x, y) plus a predicted offset, in units of this many input pixels (TAG_DIM 2):
+    # a person's joints learn to point at one place. PUSH_SIGMA and TAG_THRESHOLD are in tag units.
+    _C.MODEL.BOTTOM_UP.TAG_OFFSET_UNIT = 0.0
     # Widths of the head's hidden 3x3 convolutions, and their norm ("", "BN", "GN", ...).
     _C.MODEL.BOTTOM_UP.CONV_DIMS = (128, 128)
+    # Their dilations, one per convolution ([] = 1 each): a wider view at the same cost.
+    _C.MODEL.BOTTOM_UP.DILATIONS = []
     _C.MODEL.BOTTOM_UP.NORM = ""
     # Standard deviation of the heatmap targets' Gaussians, in feature pixels.
     _C.MODEL.BOTTOM_UP.HEATMAP_SIGMA = 2.0
     # Heatmap loss: mean squared error, each pixel weighing 1 + this x its target (0: the
     # paper's plain mean; joints cover few pixels), times HEATMAP_LOSS_WEIGHT.
     _C.MODEL.BOTTOM_UP.HEATMAP_POSITIVE_WEIGHT = 0.0
+    # "mse" (above, the paper's) or "focal": the heatmaps are logits, trained by CenterNet's
+    # penalty-reduced focal loss (the joint's pixel positive, its Gaussian's neighbors hardly
+    # penalized; HEATMAP_POSITIVE_WEIGHT unused) and decoded after a sigmoid.
+    _C.MODEL.BOTTOM_UP.HEATMAP_LOSS = "mse"
     _C.MODEL.BOTTOM_UP.HEATMAP_LOSS_WEIGHT = 1.0
     # Weights of the tags' pull term (a person's tags about their mean) and push term (the
     # persons' mean tags apart: exp(-d^2 / (2 PUSH_SIGMA^2)) over pairs of persons of an image).

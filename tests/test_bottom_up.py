@@ -19,16 +19,19 @@ from torch import nn
 
 from pose2seg_d2.config import add_pose2seg_config
 from pose2seg_d2.data import Pose2SegDatasetMapper
-from pose2seg_d2.engine import Pose2SegTrainer
+from pose2seg_d2.engine import Pose2SegTrainer, save_partial_checkpoint
 from pose2seg_d2.modeling import JSONKeypointSource, load_keypoint_results
 from pose2seg_d2.modeling.bottom_up import (
     BOTTOM_UP_HEAD_REGISTRY,
+    AssociativeEmbeddingHead,
     COCO_JOINT_ORDER,
     decode_persons,
+    heatmap_focal_loss,
     heatmap_targets,
     joint_pixels,
     tag_losses,
     values_at_joints,
+    pixel_positions,
     visibility_loss,
 )
 from pose2seg_d2.pose import COCO_PERSON_FLIP_MAP, COCO_PERSON_KEYPOINT_NAMES, COCO_PERSON_LIMBS
@@ -273,7 +276,7 @@ def test_losses_of_perfect_maps_and_of_a_batch_without_persons():
 
     model = object.__new__(BottomUpKeypoints)  # the losses need only these attributes
     nn.Module.__init__(model)
-    model.stride, model.heatmap_sigma = STRIDE, SIGMA
+    model.stride, model.heatmap_sigma, model.heatmap_loss = STRIDE, SIGMA, "mse"
     model.loss_options = {
         "heatmap_positive_weight": 9.0, "heatmap": 1.0, "pull": 1.0, "push": 1.0, "push_sigma": 1.0, "visibility": 1.0,
     }  # fmt: skip
@@ -430,9 +433,15 @@ def hand(tmp_path_factory):
     pose2seg.backbone.load_state_dict(bottom_up.backbone.state_dict())
     p2s_weights = root / "pose2seg.pth"
     torch.save({"model": pose2seg.state_dict()}, p2s_weights)
+    # the head alone, shipped over the full checkpoint, with its training record
+    heads = root / "heads" / "bottom_up_heads.pth"
+    save_partial_checkpoint(str(heads), bottom_up.state_dict(), ("head.",), str(bu_weights))
+    (root / "heads" / "bottom_up_heads.json").write_text(
+        json.dumps({"command": "python tools/train_bottom_up_heads.py", "iterations": 123, "train_seconds": 45.6})
+    )
     return {
         "root": root, "dataset": name, "templates": templates, "bu_cfg": bu_cfg, "bu_config": str(bu_config),
-        "bu_weights": str(bu_weights), "p2s_weights": str(p2s_weights),
+        "bu_weights": str(bu_weights), "p2s_weights": str(p2s_weights), "heads": str(heads),
     }  # fmt: skip
 
 
@@ -483,6 +492,48 @@ def test_source_persons_pass_through_pose2seg_forward(hand, share_backbone):
     assert instances.pred_masks.shape == (3, *IMAGE_SIZE)  # one mask per person (random weights: maybe empty)
     # SCORE "person": each mask scores its person's score, the mean of its 17 joint scores
     assert instances.scores.tolist() == pytest.approx([1.0, 16 / 17, 15 / 17])
+
+
+def test_a_shipped_head_gives_the_images_alone_row_on_pose2segs_own_backbone(hand, tmp_path):
+    import sys
+
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    import compare
+
+    p2s_config = tmp_path / "pose2seg.yaml"
+    p2s = tiny_pose2seg_cfg(str(tmp_path / "p2s"), hand["dataset"], hand["dataset"], hand["templates"])
+    p2s_config.write_text(p2s.dump())
+    bu_config = tmp_path / "bottom_up.yaml"  # with its training set, as a trained model's config has
+    bu = hand["bu_cfg"].clone()
+    bu.DATASETS.TRAIN = (hand["dataset"],)
+    bu_config.write_text(bu.dump())
+    args = compare.parse_args([
+        "--pose2seg-config", str(p2s_config), "--mask-rcnn-config", "unused", "--datasets", hand["dataset"],
+        "--output-dir", str(tmp_path / "out"), "--pose2seg-weights", hand["p2s_weights"],
+        "--keypoint-config", str(bu_config), "--keypoint-weights", hand["heads"],
+    ])  # fmt: skip
+    notes, extra = [], {}
+    name, keypoints, label, cfg, model, iters, seconds = compare._images_alone_row(args, notes, extra)
+    assert (name, keypoints, label) == ("pose2seg", "predicted", "Pose2Seg (images alone)")
+    # the train columns are the shipped head's training, from its record
+    assert (iters, seconds) == (123, 45.6)
+    assert extra["keypoint_model"]["shipped"]["command"] == "python tools/train_bottom_up_heads.py"
+    assert "its head on Pose2Seg's own backbone features" in notes[0] and "123 iterations" in notes[0]
+    assert cfg.MODEL.POSE2SEG.KEYPOINT_SOURCE == "bottom_up" and cfg.MODEL.POSE2SEG.KEYPOINT_MODEL.SHARE_BACKBONE
+    # the head (loaded over its base checkpoint) finds the hand-made persons exactly, and scores
+    # them perfectly
+    assert extra["keypoint_model"]["keypoint_AP"][hand["dataset"]] == pytest.approx(100.0)
+    inputs = [Pose2SegDatasetMapper(cfg, False)(d) for d in DatasetCatalog.get(hand["dataset"])]
+    passes = []
+    handle = model.backbone.register_forward_hook(lambda module, args, output: passes.append(output))
+    ReplayHead.seen.clear()
+    try:
+        with torch.no_grad():
+            instances = model(inputs)[0]["instances"]
+    finally:
+        handle.remove()
+    assert len(passes) == 1 and len(ReplayHead.seen) == 1 and ReplayHead.seen[0] is passes[0]["p2"]
+    assert_persons_are_the_hand_made_ones(instances.pred_keypoints)
 
 
 def test_shared_backbone_must_hold_the_bottom_up_models_weights(hand):
@@ -573,6 +624,73 @@ def test_a_head_with_the_wrong_number_of_joints_names_the_option(hand, tmp_path)
     )
     with pytest.raises(ValueError, match=r"sixteen\.yaml: MODEL\.BOTTOM_UP\.NUM_KEYPOINTS is 16"):
         build_model(p2s)
+
+
+def test_focal_heatmap_loss_rewards_sharp_peaks_at_the_joints_and_spares_their_neighbors():
+    persons = hand_made_persons()
+    keypoints = torch.tensor(np.stack([input_keypoints(p) for p in persons]))
+    batch_index = torch.zeros(len(persons), dtype=torch.long)
+    target = heatmap_targets(keypoints, batch_index, 1, MAP_SIZE, STRIDE, SIGMA)
+    index, usable = joint_pixels(keypoints, MAP_SIZE, STRIDE)
+    positive = torch.zeros(1, K, MAP_SIZE[0] * MAP_SIZE[1], dtype=torch.bool)
+    for p in range(len(persons)):
+        positive[0, torch.arange(K)[usable[p]], index[p][usable[p]]] = True
+    positive = positive.reshape(1, K, *MAP_SIZE)
+
+    def loss(logits):
+        return heatmap_focal_loss(logits, target, batch_index, index, usable).item()
+
+    sharp = torch.where(positive, 8.0, -8.0)
+    assert loss(sharp) < 1e-2
+    assert loss(torch.where(positive, -8.0, -8.0)) > 50 * loss(sharp)  # the joints missed
+    # a false peak one pixel from a joint costs far less than one far from every joint
+    near, far = sharp.clone(), sharp.clone()
+    k, y, x = [int(v) for v in torch.nonzero(positive[0])[0]]
+    near[0, k, y + 1, x] = 8.0
+    far_pixel = torch.nonzero(target[0, k] < 1e-6)[0]
+    far[0, k, far_pixel[0], far_pixel[1]] = 8.0
+    assert loss(sharp) < loss(near) < 0.1 * loss(far)
+    assert heatmap_focal_loss(torch.zeros(1, K, 2, 2), torch.zeros(1, K, 2, 2), batch_index[:0], index[:0], usable[:0]).item() > 0
+
+
+# ---------------------------------------------------------------------------- spatial tags
+def test_pixel_positions_are_the_feature_pixels_centers_in_the_input_image():
+    positions = pixel_positions((3, 5), 4)
+    assert positions.shape == (2, 3, 5)
+    # feature pixel (row 2, column 4) covers input [16, 20) x [8, 12): center (18, 10)
+    assert positions[:, 2, 4].tolist() == [18.0, 10.0]
+    assert positions[:, 0, 0].tolist() == [2.0, 2.0]
+
+
+def test_spatial_tags_are_positions_plus_offsets_and_a_person_pointing_at_one_place_has_no_pull():
+    head = AssociativeEmbeddingHead(in_channels=8, num_keypoints=K, tag_dim=2, conv_dims=(8,), stride=STRIDE, tag_offset_unit=32.0)
+    features = torch.randn(1, 8, *MAP_SIZE)
+    with torch.no_grad():
+        free_tags = head.predictor(head.convs(features))[:, K : 3 * K].reshape(1, K, 2, *MAP_SIZE)
+        tags = head(features)["tags"]
+    torch.testing.assert_close(tags - free_tags, pixel_positions(MAP_SIZE, STRIDE)[None, None].expand_as(tags) / 32.0)
+
+    # two persons' joints at the hand-made figure's places, each offset exactly to its own
+    # center: no pull, and the push is that of the centers' distance in 32-pixel units
+    persons = hand_made_persons()[:2]
+    keypoints = torch.tensor(np.stack([input_keypoints(p) for p in persons]))
+    index, usable = joint_pixels(keypoints, MAP_SIZE, STRIDE)
+    positions = values_at_joints(pixel_positions(MAP_SIZE, STRIDE)[None, None].expand(1, K, 2, *MAP_SIZE), torch.zeros(2, dtype=torch.long), index)
+    centers = torch.tensor([[30.0, 50.0], [39.0, 53.0]])
+    pointing = positions / 32.0 + (centers[:, None] - positions) / 32.0
+    pull, push = tag_losses(pointing, usable, torch.zeros(2, dtype=torch.long), 1)
+    assert pull.item() == pytest.approx(0.0, abs=1e-10)
+    assert push.item() == pytest.approx(math.exp(-((9 / 32) ** 2 + (3 / 32) ** 2) / 2), rel=1e-5)
+    # without offsets the tags are the joints' own places: a person spreads over its height
+    pull_positions, _ = tag_losses(positions / 32.0, usable, torch.zeros(2, dtype=torch.long), 1)
+    assert pull_positions.item() > 0.1
+
+
+def test_spatial_tags_need_two_numbers_per_tag():
+    with pytest.raises(ValueError, match=r"MODEL\.BOTTOM_UP\.TAG_DIM must be 2, got 1"):
+        AssociativeEmbeddingHead(in_channels=8, num_keypoints=K, tag_dim=1, tag_offset_unit=32.0)
+    with pytest.raises(ValueError, match=r"MODEL\.BOTTOM_UP\.TAG_OFFSET_UNIT must be >= 0"):
+        AssociativeEmbeddingHead(in_channels=8, num_keypoints=K, tag_dim=2, tag_offset_unit=-1.0)
 
 
 # ---------------------------------------------------------------------------- training and evaluation

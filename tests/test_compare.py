@@ -2,6 +2,7 @@ import json
 import math
 import os
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -47,7 +48,8 @@ def test_compare_writes_tables_json_grids_and_plots_for_every_test_set(tmp_path)
         "--keypoint-max-iter", "2",
         "--keypoints-only-config", os.path.join(REPO, "configs/synthetic/keypoints_only_synthetic.yaml"),
         "--fit-dataset", "tiny_compare", "--seed", "5",
-        "--num-figures", "2", "--opts", *opts,
+        "--num-figures", "2", "--started-at", str(time.time() - 5.0), "--expected-seconds", "mask_rcnn=10",
+        "--opts", *opts,
     ])  # fmt: skip
     kinds = [("mask_rcnn", None), ("pose2seg", "gt"), ("pose2seg", "predicted"), ("keypoints_only", "gt")]
     assert [(r.dataset, r.model, r.keypoints) for r in runs] == [(d, *k) for d in ("tiny_compare", "tiny_compare_b") for k in kinds]
@@ -70,6 +72,13 @@ def test_compare_writes_tables_json_grids_and_plots_for_every_test_set(tmp_path)
 
     results = json.loads((out / "results.json").read_text())
     assert results["dataset"] == "tiny_compare" and results["datasets"] == ["tiny_compare", "tiny_compare_b"]
+    # the wall time: the set-up before the process (5 s here) and every phase, in the order run
+    wall = results["wall_time"]
+    assert list(wall["phases"]) == [
+        "setup", "data", "mask_rcnn", "pose2seg", "keypoint_model", "keypoints_only",
+        "evaluate_tiny_compare", "evaluate_tiny_compare_b",
+    ]  # fmt: skip
+    assert wall["phases"]["setup"] >= 5.0 and wall["total_seconds"] >= sum(wall["phases"].values()) - 0.5
     assert [(r["dataset"], r["model"], r["keypoints"]) for r in results["rows"]] == [
         (d, *k) for d in ("tiny_compare", "tiny_compare_b") for k in kinds]  # fmt: skip
     # the images-alone row's train columns are the keypoint model's; the reference learns nothing
@@ -143,3 +152,7 @@ def _assert_draws_exactly(panel, image, masks):
 def test_compare_requires_its_arguments():
     with pytest.raises(SystemExit):
         compare.parse_args(["--dataset", "x"])
+    assert compare._expected_seconds(["data=21", "mask_rcnn=530.5"]) == {"data": 21.0, "mask_rcnn": 530.5}
+    for wrong in ("data", "data=soon", "=3"):
+        with pytest.raises(SystemExit, match="is not PHASE=SECONDS"):
+            compare._expected_seconds([wrong])

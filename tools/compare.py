@@ -13,16 +13,23 @@ and writes results.md, results.json, grid PNGs and AP-by-MaxIoU plots into --out
         --fit-dataset synthetic_occluded_val --output-dir output/demo
 
 The rows, on every test set: Mask R-CNN; Pose2Seg with the ground-truth keypoints; with
---keypoint-config (a Detectron2 keypoint model, trained here unless --keypoint-weights),
-Pose2Seg from images alone: the same Pose2Seg weights with the keypoint model run inside its
-forward pass (MODEL.POSE2SEG.KEYPOINT_SOURCE "model"); with --keypoints-only-config, the
-keypoints-only reference (skeletons drawn as filled figures, no image, nothing learned), its
-widths chosen on --fit-dataset for the best mask AP there.
+--keypoint-config (a keypoint model, trained here unless --keypoint-weights), Pose2Seg from
+images alone: the same Pose2Seg weights with the keypoint model run inside its forward pass
+(MODEL.POSE2SEG.KEYPOINT_SOURCE "bottom_up" for a BottomUpKeypoints model, its head on
+Pose2Seg's own backbone features unless --no-share-backbone; "model" for a Detectron2 keypoint
+model such as Keypoint R-CNN); with --keypoints-only-config, the keypoints-only reference
+(skeletons drawn as filled figures, no image, nothing learned), its widths chosen on
+--fit-dataset for the best mask AP there.
+
+Each phase (set-up before this process when --started-at is given, data, each model, each test
+set's evaluation) is logged with the run's expected remaining time (--expected-seconds) and
+timed into results.json ("wall_time").
 """
 import argparse
 import logging
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -41,6 +48,8 @@ from pose2seg_d2.comparison import (  # noqa: E402
     write_figures,
     write_results,
 )
+from pose2seg_d2.comparison.phases import PhaseClock  # noqa: E402
+from pose2seg_d2.engine.partial_checkpoints import shipped_training_record  # noqa: E402
 from pose2seg_d2.evaluation.keypoints_only_fit import fit_keypoints_only_widths  # noqa: E402
 
 
@@ -58,6 +67,10 @@ def parse_args(argv=None):
     parser.add_argument("--keypoint-weights", default="", help="skip training the keypoint model; load these")
     parser.add_argument("--keypoint-max-iter", type=int, default=0, help="override its SOLVER.MAX_ITER (0: keep)")
     parser.add_argument("--no-keypoint-ap", action="store_true", help="do not measure the keypoint model's AP")
+    parser.add_argument(
+        "--no-share-backbone", action="store_true",
+        help="a BottomUpKeypoints keypoint model runs on its own backbone (default: its head on Pose2Seg's features)",
+    )  # fmt: skip
     parser.add_argument("--keypoints-only-config", default="", help="adds the keypoints-only reference row")
     parser.add_argument("--fit-dataset", default="", help="choose the keypoints-only widths here ('': keep the config's)")
     parser.add_argument("--max-iter", type=int, default=0, help="override SOLVER.MAX_ITER of both (0: keep)")
@@ -66,6 +79,14 @@ def parse_args(argv=None):
     parser.add_argument(
         "--figure-score-threshold", type=float, default=FIGURE_SCORE_THRESHOLD,
         help="the grids draw the masks that score at least this (demo.py's --confidence-threshold default)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--started-at", type=float, default=None,
+        help="epoch seconds when the run's set-up began (make demo passes it): timed as the phase 'setup'",
+    )  # fmt: skip
+    parser.add_argument(
+        "--expected-seconds", nargs="*", default=[], metavar="PHASE=SECONDS",
+        help="what each phase usually takes, for the log's forecast of the remaining time",
     )  # fmt: skip
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides for every model")
     return parser.parse_args(argv)
@@ -77,6 +98,13 @@ def main(argv=None):
     setup_logger(output=os.path.join(args.output_dir, "log.txt"))
     setup_logger(output=os.path.join(args.output_dir, "log.txt"), name="pose2seg_d2")
     logger = logging.getLogger("pose2seg_d2")
+    clock = PhaseClock(_expected_seconds(args.expected_seconds), started_at=args.started_at)
+    if args.started_at is not None:
+        clock.record("setup", time.time() - args.started_at)
+
+    with clock.phase("data", "reading (on first use generating) the datasets"):
+        for dataset in args.datasets:
+            DatasetCatalog.get(dataset)
 
     # (name, keypoints, label, cfg, model); trained or loaded first, evaluated on each test set
     rows, notes, extra = [], [], {}
@@ -85,60 +113,102 @@ def main(argv=None):
         ("pose2seg", "Pose2Seg", args.pose2seg_config, args.pose2seg_weights),
     ):
         cfg = _config(args, config_file, name, args.max_iter)
-        logger.info(f"==> {label}: {'loading ' + weights if weights else 'training'} ({config_file})")
-        model, iters, seconds = train_or_load(cfg, weights or None)
+        with clock.phase(name, f"{label}: {'loading ' + weights if weights else 'training'} ({config_file})"):
+            model, iters, seconds = train_or_load(cfg, weights or None)
         rows.append((name, "gt" if name == "pose2seg" else None, label, cfg, model, iters, seconds))
 
     if args.keypoint_config:
-        kcfg = _config(args, args.keypoint_config, "keypoint_model", args.keypoint_max_iter)
-        logger.info(f"==> keypoint model: {'loading ' + args.keypoint_weights if args.keypoint_weights else 'training'}")
-        kmodel, kiters, kseconds = train_or_load(kcfg, args.keypoint_weights or None)
-        kweights = args.keypoint_weights or os.path.join(kcfg.OUTPUT_DIR, "model_final.pth")
-        # the keypoint model as trained, with --opts applied, for Pose2Seg to rebuild it
-        kconfig = os.path.join(kcfg.OUTPUT_DIR, "config.yaml")
-        with open(kconfig, "w") as f:
-            f.write(kcfg.dump())
-        pose2seg_weights = args.pose2seg_weights or os.path.join(args.output_dir, "pose2seg", "model_final.pth")
-        source = [
-            "MODEL.POSE2SEG.KEYPOINT_SOURCE", "model",
-            "MODEL.POSE2SEG.KEYPOINT_MODEL.CONFIG_FILE", kconfig,
-            "MODEL.POSE2SEG.KEYPOINT_MODEL.WEIGHTS", kweights,
-        ]  # fmt: skip
-        cfg = _config(args, args.pose2seg_config, "pose2seg_images_alone", args.max_iter, source)
-        model, _, _ = train_or_load(cfg, pose2seg_weights)
-        rows.append(("pose2seg", "predicted", "Pose2Seg (images alone)", cfg, model, kiters, kseconds))
-        extra["keypoint_model"] = {"config": describe_keypoint_model(kcfg), "keypoint_AP": {}}
-        if not args.no_keypoint_ap:
-            for dataset in args.datasets:
-                extra["keypoint_model"]["keypoint_AP"][dataset] = keypoint_ap(kmodel, kcfg, dataset)
-        del kmodel
-        aps = ", ".join(
-            f"{'-' if ap is None else f'{ap:.1f}'} on `{d}`" for d, ap in extra["keypoint_model"]["keypoint_AP"].items()
-        )
-        notes.append(
-            f"Pose2Seg (images alone) is the Pose2Seg row's weights ({pose2seg_weights}) with the keypoint model "
-            f"{extra['keypoint_model']['config']} run inside the forward pass (its time per image is included); its "
-            f"train columns are the keypoint model's." + (f" The keypoint model's keypoint AP (COCO OKS): {aps}." if aps else "")
-        )
+        with clock.phase("keypoint_model", "the keypoint model for Pose2Seg from images alone"):
+            rows.append(_images_alone_row(args, notes, extra))
 
     if args.keypoints_only_config:
-        rows.append(_keypoints_only_row(args, notes, extra))
+        with clock.phase("keypoints_only", "the keypoints-only reference"):
+            rows.append(_keypoints_only_row(args, notes, extra))
 
     runs = []
     for dataset in args.datasets:
-        figures = list(range(min(args.num_figures, len(DatasetCatalog.get(dataset)))))
-        for name, keypoints, label, cfg, model, iters, seconds in rows:
-            logger.info(f"==> evaluating {label} on {dataset}")
-            run = ModelRun(model=name, keypoints=keypoints, label=label, config=describe_config(cfg))
-            run.config["iterations"] = cfg.SOLVER.MAX_ITER if iters else "-"
-            run.train_iters, run.train_seconds = iters, seconds
-            runs.append(evaluate_run(run, model, cfg, dataset, figures))
-        write_figures(args.output_dir, dataset, runs, figures, args.figure_score_threshold)
+        with clock.phase(f"evaluate_{dataset}", f"evaluating every row on {dataset}"):
+            figures = list(range(min(args.num_figures, len(DatasetCatalog.get(dataset)))))
+            for name, keypoints, label, cfg, model, iters, seconds in rows:
+                logger.info(f"==> evaluating {label} on {dataset}")
+                run = ModelRun(model=name, keypoints=keypoints, label=label, config=describe_config(cfg))
+                run.config["iterations"] = cfg.SOLVER.MAX_ITER if iters else "-"
+                run.train_iters, run.train_seconds = iters, seconds
+                runs.append(evaluate_run(run, model, cfg, dataset, figures))
+            write_figures(args.output_dir, dataset, runs, figures, args.figure_score_threshold)
 
+    extra["wall_time"] = clock.summary()
     table = write_results(args.output_dir, args.datasets, runs, notes=notes, extra=extra)
     print(table)
     print(f"Results: {os.path.join(args.output_dir, 'results.md')} and results.json; figures in {args.output_dir}")
     return runs
+
+
+def _images_alone_row(args, notes, extra):
+    """Pose2Seg's weights with the keypoint model as its source: trained here or loaded; a
+    BottomUpKeypoints model's head runs on Pose2Seg's backbone features unless
+    --no-share-backbone. Its train columns are the keypoint model's (a shipped partial
+    checkpoint's from its record)."""
+    logger = logging.getLogger("pose2seg_d2")
+    kcfg = _config(args, args.keypoint_config, "keypoint_model", args.keypoint_max_iter)
+    logger.info(f"==> keypoint model: {'loading ' + args.keypoint_weights if args.keypoint_weights else 'training'}")
+    kmodel, kiters, kseconds = train_or_load(kcfg, args.keypoint_weights or None)
+    kweights = args.keypoint_weights or os.path.join(kcfg.OUTPUT_DIR, "model_final.pth")
+    shipped = shipped_training_record(kweights) if args.keypoint_weights else None
+    if shipped is not None:
+        kiters, kseconds = shipped["iterations"], shipped["train_seconds"]
+    # the keypoint model as trained, with --opts applied, for Pose2Seg to rebuild it
+    kconfig = os.path.join(kcfg.OUTPUT_DIR, "config.yaml")
+    os.makedirs(kcfg.OUTPUT_DIR, exist_ok=True)
+    with open(kconfig, "w") as f:
+        f.write(kcfg.dump())
+    bottom_up = kcfg.MODEL.META_ARCHITECTURE == "BottomUpKeypoints"
+    share = bottom_up and not args.no_share_backbone
+    pose2seg_weights = args.pose2seg_weights or os.path.join(args.output_dir, "pose2seg", "model_final.pth")
+    source = [
+        "MODEL.POSE2SEG.KEYPOINT_SOURCE", "bottom_up" if bottom_up else "model",
+        "MODEL.POSE2SEG.KEYPOINT_MODEL.CONFIG_FILE", kconfig,
+        "MODEL.POSE2SEG.KEYPOINT_MODEL.WEIGHTS", kweights,
+        "MODEL.POSE2SEG.KEYPOINT_MODEL.SHARE_BACKBONE", share,
+    ]  # fmt: skip
+    cfg = _config(args, args.pose2seg_config, "pose2seg_images_alone", args.max_iter, source)
+    model, _, _ = train_or_load(cfg, pose2seg_weights)
+    extra["keypoint_model"] = {"config": describe_keypoint_model(kcfg), "keypoint_AP": {}}
+    if shipped is not None:
+        extra["keypoint_model"]["shipped"] = {"weights": kweights, **shipped}
+    if not args.no_keypoint_ap:
+        for dataset in args.datasets:
+            extra["keypoint_model"]["keypoint_AP"][dataset] = keypoint_ap(kmodel, kcfg, dataset)
+    del kmodel
+    aps = ", ".join(
+        f"{'-' if ap is None else f'{ap:.1f}'} on `{d}`" for d, ap in extra["keypoint_model"]["keypoint_AP"].items()
+    )
+    how = "its head on Pose2Seg's own backbone features (one backbone pass)" if share else "run inside the forward pass"
+    trained = (
+        f" It was trained before the run ({kweights}: {kiters} iterations, {kseconds / 60:.1f} min, by "
+        f"`{shipped['command']}`); the train columns are that training's." if shipped is not None else
+        " Its train columns are the keypoint model's."
+    )  # fmt: skip
+    notes.append(
+        f"Pose2Seg (images alone) is the Pose2Seg row's weights ({pose2seg_weights}) with the keypoint model "
+        f"{extra['keypoint_model']['config']}, {how}; its time per image includes the keypoint model's.{trained}"
+        + (f" The keypoint model's keypoint AP (COCO OKS): {aps}." if aps else "")
+    )
+    return ("pose2seg", "predicted", "Pose2Seg (images alone)", cfg, model, kiters, kseconds)
+
+
+def _expected_seconds(pairs):
+    """``["data=21", "mask_rcnn=530"]`` -> ``{"data": 21.0, "mask_rcnn": 530.0}``."""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise SystemExit(f"--expected-seconds: {pair!r} is not PHASE=SECONDS")
+    return out
 
 
 def _keypoints_only_row(args, notes, extra):

@@ -21,12 +21,11 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
 
 import pose2seg_d2  # noqa: E402,F401  (registers the datasets and models)
 from pose2seg_d2.config import load_config  # noqa: E402
-from pose2seg_d2.engine import Pose2SegTrainer  # noqa: E402
+from pose2seg_d2.engine import AtomicDetectionCheckpointer, Pose2SegTrainer  # noqa: E402
 from pose2seg_d2.evaluation.keypoint_robustness import (  # noqa: E402
     JSON_CONFIDENCE_THRESHOLD,
     ROBUSTNESS_ROWS,
@@ -57,7 +56,7 @@ def main(argv=None):
     if not hasattr(model, "keypoint_source"):
         raise SystemExit(f"error: {cfg.MODEL.META_ARCHITECTURE} takes no keypoints (no keypoint_source)")
     if cfg.MODEL.WEIGHTS:
-        DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        AtomicDetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
     rows = [r for r in ROBUSTNESS_ROWS if args.rows is None or r.name in args.rows]
     results = evaluate_robustness(model, cfg, args.dataset, args.output_dir, rows, args.seed)
 

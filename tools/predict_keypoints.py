@@ -24,12 +24,11 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import torch  # noqa: E402
-from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
 
 import pose2seg_d2  # noqa: E402,F401  (registers the datasets and models)
 from pose2seg_d2.config import load_config  # noqa: E402
-from pose2seg_d2.engine import Pose2SegTrainer  # noqa: E402
+from pose2seg_d2.engine import AtomicDetectionCheckpointer, Pose2SegTrainer  # noqa: E402
 from pose2seg_d2.modeling.keypoint_sources import PERSON_CATEGORY_ID  # noqa: E402
 
 
@@ -82,7 +81,7 @@ def predict_keypoints(cfg, dataset):
     """The results entries of ``cfg``'s model (MODEL.WEIGHTS loaded) on every image of ``dataset``."""
     model = Pose2SegTrainer.build_model(cfg).eval()
     if cfg.MODEL.WEIGHTS:
-        DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        AtomicDetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
     else:
         logging.getLogger("pose2seg_d2").warning("MODEL.WEIGHTS is empty: the keypoints are a random model's")
     loader = Pose2SegTrainer.build_test_loader(cfg, dataset)

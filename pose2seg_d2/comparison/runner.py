@@ -10,10 +10,9 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.evaluation import DatasetEvaluator, DatasetEvaluators, inference_on_dataset
 
-from ..engine import Pose2SegTrainer, has_backbone, takes_keypoints
+from ..engine import AtomicDetectionCheckpointer, Pose2SegTrainer, has_backbone, takes_keypoints
 from ..evaluation import MAX_IOU_BUCKETS, OcclusionBucketEvaluator
 
 __all__ = [
@@ -143,7 +142,7 @@ def train_or_load(cfg, weights=None):
     if weights or not has_backbone(cfg):
         model = Pose2SegTrainer.build_model(cfg)
         if weights:
-            DetectionCheckpointer(model).load(weights)
+            AtomicDetectionCheckpointer(model).load(weights)
         return model.eval(), 0, 0.0
     trainer = Pose2SegTrainer(cfg)
     trainer.resume_or_load(resume=False)

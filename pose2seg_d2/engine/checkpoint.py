@@ -18,6 +18,7 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
 from .atomic_io import atomic_write, is_temporary_file
+from .partial_checkpoints import BASE_WEIGHTS_KEY, base_weights_of
 from .weights import check_weights_available
 
 __all__ = ["AtomicDetectionCheckpointer"]
@@ -31,8 +32,10 @@ class AtomicDetectionCheckpointer(DetectionCheckpointer):
     atomically (see :func:`~.atomic_io.atomic_write`), and whose :meth:`resume_or_load` removes
     the temporary files an interrupted save left behind. Loading is unchanged, except that
     weights that cannot be read or downloaded fail with a
-    :class:`~.weights.WeightsUnavailableError` saying what to do. Save folders that are not
-    local (``PathManager`` URLs) fall back to Detectron2's direct writes.
+    :class:`~.weights.WeightsUnavailableError` saying what to do, and that a partial checkpoint
+    (a head saved alone, :mod:`.partial_checkpoints`) loads over the base checkpoint it names.
+    Save folders that are not local (``PathManager`` URLs) fall back to Detectron2's direct
+    writes.
     """
 
     # ``open_for_write(path, mode)``: the context manager each local file is written through,
@@ -89,9 +92,16 @@ class AtomicDetectionCheckpointer(DetectionCheckpointer):
 
     def load(self, path, *args, **kwargs):
         """Same as :meth:`DetectionCheckpointer.load`, with a clear error when ``path`` cannot
-        be read or downloaded (:func:`~.weights.check_weights_available`)."""
+        be read or downloaded (:func:`~.weights.check_weights_available`); a partial checkpoint
+        (:mod:`.partial_checkpoints`) loads its base checkpoint first."""
         if path:
             check_weights_available(path, self.path_manager)
+            base = base_weights_of(self.path_manager.get_local_path(path.split("?", 1)[0]))
+            if base:
+                if base == path:
+                    raise ValueError(f"{path}: a partial checkpoint names itself as its {BASE_WEIGHTS_KEY}")
+                logger.info(f"{path} holds part of the model; loading the rest from its {BASE_WEIGHTS_KEY} {base}")
+                self.load(base)
         return super().load(path, *args, **kwargs)
 
     def resume_or_load(self, path, *, resume=True):

@@ -26,6 +26,7 @@ __all__ = [
     "RobustnessRow",
     "ROBUSTNESS_ROWS",
     "JSON_CONFIDENCE_THRESHOLD",
+    "persons_with_keypoints",
     "perturbed_persons",
     "records_with_keypoints",
     "results_entries",
@@ -68,7 +69,7 @@ ROBUSTNESS_ROWS = (
 )
 
 
-def _persons_of(record):
+def persons_with_keypoints(record):
     """Indices of the record's annotations that are persons with keypoints (not crowds)."""
     return [i for i, a in enumerate(record.get("annotations", [])) if not a.get("iscrowd", 0) and "keypoints" in a]
 
@@ -90,7 +91,7 @@ def perturbed_persons(records, row, seed):
         (keypoints (N, K, 3) float64, scores (N,) float64, owners): the persons in record
         order, and per person its (record index, annotation index).
     """
-    owners = [(r, i) for r, record in enumerate(records) for i in _persons_of(record)]
+    owners = [(r, i) for r, record in enumerate(records) for i in persons_with_keypoints(record)]
     keypoints = torch.tensor(
         [records[r]["annotations"][i]["keypoints"] for r, i in owners], dtype=torch.float64
     ).reshape(-1, NUM_KEYPOINTS, 3)
@@ -100,7 +101,7 @@ def perturbed_persons(records, row, seed):
     else:
         low, high = row.score_range
         scores = low + (high - low) * torch.rand(len(owners), generator=generator, dtype=torch.float64)
-    areas = [record_areas(rec, [rec["annotations"][i] for i in _persons_of(rec)]) for rec in records]
+    areas = [record_areas(rec, [rec["annotations"][i] for i in persons_with_keypoints(rec)]) for rec in records]
     areas = np.concatenate(areas or [np.zeros(0)])
     noise = KeypointNoise(
         sigma_scale=row.sigma_scale, drop_prob=row.drop_prob, keep_visibility=not row.remove_visibility

@@ -326,7 +326,7 @@ class ModelKeypointSource:
     """
 
     def __init__(self, cfg):
-        from detectron2.checkpoint import DetectionCheckpointer
+        from ..engine.checkpoint import AtomicDetectionCheckpointer
         from detectron2.modeling import build_model
 
         from ..config import load_config
@@ -350,7 +350,7 @@ class ModelKeypointSource:
         self.cfg = kcfg
         self.model = build_model(kcfg).eval()
         if kcfg.MODEL.WEIGHTS:
-            DetectionCheckpointer(self.model).load(kcfg.MODEL.WEIGHTS)
+            AtomicDetectionCheckpointer(self.model).load(kcfg.MODEL.WEIGHTS)
         self.flip_channels = kcfg.INPUT.FORMAT != cfg.INPUT.FORMAT
         self.min_size, self.max_size = kcfg.INPUT.MIN_SIZE_TEST, kcfg.INPUT.MAX_SIZE_TEST
         self.filter = _filter_options(cfg)

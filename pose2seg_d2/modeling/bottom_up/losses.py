@@ -6,7 +6,7 @@ All persons of a batch at once.
 import torch
 import torch.nn.functional as F
 
-__all__ = ["heatmap_loss", "values_at_joints", "tag_losses", "visibility_loss"]
+__all__ = ["heatmap_loss", "heatmap_focal_loss", "values_at_joints", "tag_losses", "visibility_loss"]
 
 
 def heatmap_loss(predicted, target, positive_weight=0.0):
@@ -20,6 +20,37 @@ def heatmap_loss(predicted, target, positive_weight=0.0):
     """
     weight = 1.0 + positive_weight * target
     return (weight * (predicted - target) ** 2).mean()
+
+
+def heatmap_focal_loss(logits, target, batch_index, joint_index, usable, alpha=2.0, beta=4.0):
+    """
+    CenterNet's penalty-reduced focal loss on heatmap logits: the pixel that holds a joint
+    (:func:`~.targets.joint_pixels`) is a positive; every other pixel a negative weighing
+    (1 - target)^beta, so the Gaussian's neighbors of a joint are hardly penalized.
+
+    Args:
+        logits (Tensor): (B, K, H, W), the heatmaps before the sigmoid.
+        target (Tensor): (B, K, H, W) in [0, 1] (:func:`~.targets.heatmap_targets`).
+        batch_index (Tensor): (P,) long; joint_index, usable (Tensor): (P, K) of
+            :func:`~.targets.joint_pixels`.
+        alpha, beta (float): the focal and the penalty-reduction exponents.
+
+    Returns:
+        Tensor: the sum over pixels divided by the number of positives (at least 1).
+    """
+    b, k, h, w = logits.shape
+    positive = torch.zeros(b, k, h * w, dtype=torch.bool, device=logits.device)
+    joint_type = torch.arange(k, device=logits.device)[None, :].expand_as(joint_index)
+    rows = batch_index[:, None].expand_as(joint_index)
+    positive[rows[usable], joint_type[usable], joint_index[usable]] = True
+    positive = positive.reshape(b, k, h, w)
+    log_p = F.logsigmoid(logits)
+    log_not_p = F.logsigmoid(-logits)
+    p = log_p.exp()
+    positive_term = (1 - p) ** alpha * log_p
+    negative_term = (1 - target) ** beta * p**alpha * log_not_p
+    total = torch.where(positive, positive_term, negative_term).sum()
+    return -total / positive.sum().clamp(min=1)
 
 
 def values_at_joints(maps, batch_index, joint_index):

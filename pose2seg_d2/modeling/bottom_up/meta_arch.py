@@ -9,7 +9,7 @@ from torch import nn
 from ...utils import to_device
 from .decoding import decode_persons, default_joint_order
 from .head import build_bottom_up_head
-from .losses import heatmap_loss, tag_losses, values_at_joints, visibility_loss
+from .losses import heatmap_focal_loss, heatmap_loss, tag_losses, values_at_joints, visibility_loss
 from .targets import heatmap_targets, joint_pixels, visibility_targets
 
 __all__ = ["BottomUpKeypoints", "check_bottom_up_options", "keypoint_boxes"]
@@ -103,6 +103,7 @@ class BottomUpKeypoints(nn.Module):
         pixel_mean,
         pixel_std,
         heatmap_sigma=2.0,
+        heatmap_loss="mse",
         heatmap_positive_weight=0.0,
         heatmap_loss_weight=1.0,
         pull_loss_weight=1e-3,
@@ -123,6 +124,9 @@ class BottomUpKeypoints(nn.Module):
             in_feature (str): the backbone output the head reads.
             pixel_mean, pixel_std (tuple[float]): input normalization.
             heatmap_sigma (float): the targets' Gaussians, in feature pixels.
+            heatmap_loss (str): "mse" (the heatmaps regressed as they are, the paper's) or
+                "focal" (the heatmaps are logits, :func:`heatmap_focal_loss`; their sigmoid is
+                decoded).
             heatmap_positive_weight, heatmap_loss_weight, pull_loss_weight, push_loss_weight,
             push_sigma, visibility_loss_weight (float): the losses (:mod:`.losses`).
             max_persons, detection_threshold, tag_threshold, joint_order, refine: decoding
@@ -139,6 +143,11 @@ class BottomUpKeypoints(nn.Module):
         self.stride = shapes[in_feature].stride
         self.num_keypoints = head.num_keypoints
         self.heatmap_sigma = heatmap_sigma
+        if heatmap_loss not in ("mse", "focal"):
+            raise ValueError(f"MODEL.BOTTOM_UP.HEATMAP_LOSS must be 'mse' or 'focal', got {heatmap_loss!r}")
+        self.heatmap_loss = heatmap_loss
+        if heatmap_loss == "focal" and hasattr(head, "set_heatmap_prior"):
+            head.set_heatmap_prior(0.1)
         self.loss_options = {
             "heatmap_positive_weight": heatmap_positive_weight,
             "heatmap": heatmap_loss_weight,
@@ -179,6 +188,7 @@ class BottomUpKeypoints(nn.Module):
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
             "heatmap_sigma": b.HEATMAP_SIGMA,
+            "heatmap_loss": b.HEATMAP_LOSS,
             "heatmap_positive_weight": b.HEATMAP_POSITIVE_WEIGHT,
             "heatmap_loss_weight": b.HEATMAP_LOSS_WEIGHT,
             "pull_loss_weight": b.PULL_LOSS_WEIGHT,
@@ -269,8 +279,12 @@ class BottomUpKeypoints(nn.Module):
         visibility = visibility_loss(logits, visibility_targets(keypoints), usable)
         # every output stays in the graph when the batch holds no person
         zero = sum(v.sum() for v in outputs.values()) * 0.0
+        if self.heatmap_loss == "focal":
+            heatmap = heatmap_focal_loss(heatmaps, target, batch_index, joint_index, usable)
+        else:
+            heatmap = heatmap_loss(heatmaps, target, o["heatmap_positive_weight"])
         return {
-            "loss_heatmap": o["heatmap"] * heatmap_loss(heatmaps, target, o["heatmap_positive_weight"]),
+            "loss_heatmap": o["heatmap"] * heatmap,
             "loss_pull": o["pull"] * pull + zero,
             "loss_push": o["push"] * push + zero,
             "loss_visibility": o["visibility"] * visibility + zero,
@@ -295,6 +309,8 @@ class BottomUpKeypoints(nn.Module):
                 f"MODEL.BOTTOM_UP.IN_FEATURE={self.in_feature!r} is not among the backbone outputs ({sorted(features)})"
             )
         outputs = self.head(features[self.in_feature].to(torch.float32))
+        if self.heatmap_loss == "focal":
+            outputs = dict(outputs, heatmaps=outputs["heatmaps"].sigmoid())
         sizes = [(int(h), int(w)) for h, w in image_sizes]
         persons = decode_persons(outputs, sizes, self.stride, **self.decoding)
         return [{name: value[: self.detections_per_image] for name, value in p.items()} for p in persons]
