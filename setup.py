@@ -13,7 +13,12 @@ setup(
     description="Pose2Seg: pose-based, detection-free human instance segmentation on Detectron2",
     python_requires=">=3.10",
     packages=find_packages(include=["pose2seg_d2", "pose2seg_d2.*"]),
-    package_data={"pose2seg_d2": ["assets/*.json", "assets/backbones/*.json", "assets/backbones/*.pth"]},
+    package_data={
+        "pose2seg_d2": [
+            "assets/*.json", "assets/backbones/*.json", "assets/backbones/*.pth",
+            "assets/keypoint_heads/*.json", "assets/keypoint_heads/*.pth",
+        ]
+    },
     install_requires=[
         "torch>=2.0",
         "torchvision>=0.15",

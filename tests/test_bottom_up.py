@@ -1,5 +1,6 @@
 """The bottom-up keypoint estimator: decoding, losses, the "bottom_up" source inside Pose2Seg and
 demo.py, training through the trainer, evaluation by keypoint AP and its results file."""
+import copy
 import importlib.util
 import json
 import logging
@@ -435,9 +436,9 @@ def hand(tmp_path_factory):
     torch.save({"model": pose2seg.state_dict()}, p2s_weights)
     # the head alone, shipped over the full checkpoint, with its training record
     heads = root / "heads" / "bottom_up_heads.pth"
-    save_partial_checkpoint(str(heads), bottom_up.state_dict(), ("head.",), str(bu_weights))
+    save_partial_checkpoint(str(heads), bottom_up.state_dict(), str(bu_weights))
     (root / "heads" / "bottom_up_heads.json").write_text(
-        json.dumps({"command": "python tools/train_bottom_up_heads.py", "iterations": 123, "train_seconds": 45.6})
+        json.dumps({"command": "python tools/ship_heads.py", "iterations": 123, "train_seconds": 45.6})
     )
     return {
         "root": root, "dataset": name, "templates": templates, "bu_cfg": bu_cfg, "bu_config": str(bu_config),
@@ -513,16 +514,20 @@ def test_a_shipped_head_gives_the_images_alone_row_on_pose2segs_own_backbone(han
         "--keypoint-config", str(bu_config), "--keypoint-weights", hand["heads"],
     ])  # fmt: skip
     notes, extra = [], {}
-    name, keypoints, label, cfg, model, iters, seconds = compare._images_alone_row(args, notes, extra)
-    assert (name, keypoints, label) == ("pose2seg", "predicted", "Pose2Seg (images alone)")
+    row = compare._images_alone_row(args, args.keypoint_config[0], args.keypoint_weights[0], True, notes, extra)
+    name, keypoints, label, cfg, model, iters, seconds = row
+    # one of several keypoint models: the row and its folders say which
+    assert (name, keypoints, label) == ("pose2seg", "predicted", "Pose2Seg (images alone, bottom-up)")
+    assert os.path.isfile(tmp_path / "out" / "keypoint_model_bottom_up" / "config.yaml")
+    assert cfg.OUTPUT_DIR == str(tmp_path / "out" / "pose2seg_images_alone_bottom_up")
     # the train columns are the shipped head's training, from its record
     assert (iters, seconds) == (123, 45.6)
-    assert extra["keypoint_model"]["shipped"]["command"] == "python tools/train_bottom_up_heads.py"
+    assert extra["keypoint_models"]["bottom-up"]["shipped"]["command"] == "python tools/ship_heads.py"
     assert "its head on Pose2Seg's own backbone features" in notes[0] and "123 iterations" in notes[0]
     assert cfg.MODEL.POSE2SEG.KEYPOINT_SOURCE == "bottom_up" and cfg.MODEL.POSE2SEG.KEYPOINT_MODEL.SHARE_BACKBONE
     # the head (loaded over its base checkpoint) finds the hand-made persons exactly, and scores
     # them perfectly
-    assert extra["keypoint_model"]["keypoint_AP"][hand["dataset"]] == pytest.approx(100.0)
+    assert extra["keypoint_models"]["bottom-up"]["keypoint_AP"][hand["dataset"]] == pytest.approx(100.0)
     inputs = [Pose2SegDatasetMapper(cfg, False)(d) for d in DatasetCatalog.get(hand["dataset"])]
     passes = []
     handle = model.backbone.register_forward_hook(lambda module, args, output: passes.append(output))
@@ -739,3 +744,49 @@ def test_training_through_the_trainer_lowers_the_losses(tmp_path_factory, tmp_pa
         first, last = np.mean(values[:5]), np.mean(values[-5:])
         assert last < 0.8 * first, (name, values)
     assert os.path.isfile(tmp_path / "run" / "model_final.pth")
+
+
+# ---------------------------------------------------------------------------- visibility flags
+def test_predicted_flags_are_read_at_the_ground_truths_joints_and_replace_its_flags(hand):
+    from pose2seg_d2.evaluation.visibility import records_with_flags, visibility_accuracy, visibility_at_joints
+
+    cfg = hand["bu_cfg"].clone()
+    cfg.DATASETS.TRAIN = (hand["dataset"],)
+    model = build_model(cfg).eval()
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    DetectionCheckpointer(model).load(hand["bu_weights"])
+    records = DatasetCatalog.get(hand["dataset"])
+    before = copy.deepcopy(records)
+    probabilities = visibility_at_joints(model, cfg, records)
+    persons = hand_made_persons()
+    assert probabilities[0].shape == (3, K)
+    for p, person in enumerate(persons):
+        inside = person["inside"]
+        # the replay head's logits are +4 at visible joints and -4 at covered ones
+        expected = np.where(person["v"][inside] == 2, 1 / (1 + math.exp(-4)), 1 / (1 + math.exp(4)))
+        np.testing.assert_allclose(probabilities[0][p, inside].numpy(), expected, rtol=1e-5)
+        assert torch.isnan(probabilities[0][p, ~inside]).all()  # unlabeled or outside the image
+    accuracy = visibility_accuracy(records, probabilities)
+    labeled_inside = sum(int(p["inside"].sum()) for p in persons)
+    covered = sum(int((p["v"][p["inside"]] == 1).sum()) for p in persons)
+    assert accuracy == {
+        "joints": labeled_inside, "accuracy": 1.0, "covered_fraction": pytest.approx(covered / labeled_inside),
+        "covered_recall": 1.0, "visible_recall": 1.0,
+    }  # fmt: skip
+    # wrong flags are counted as wrong
+    flipped = [1 - q for q in probabilities]
+    assert visibility_accuracy(records, flipped)["accuracy"] == 0.0
+
+    def flags(recs):
+        return [np.array(a["keypoints"]).reshape(K, 3)[:, 2] for a in recs[0]["annotations"]]
+
+    same = records_with_flags(records, probabilities)
+    for got, original in zip(flags(same), flags(records)):
+        np.testing.assert_array_equal(got, original)  # perfect predictions: the annotated flags
+    for got, original in zip(flags(records_with_flags(records, flipped)), flags(records)):
+        np.testing.assert_array_equal(got[original > 0], 3 - original[original > 0])  # 1 <-> 2
+        np.testing.assert_array_equal(got[original == 0], 0)
+    for got, original in zip(flags(records_with_flags(records, None)), flags(records)):
+        np.testing.assert_array_equal(got, np.where(original > 0, 2, 0))
+    assert records == before  # the records are untouched

@@ -102,8 +102,8 @@ def test_compare_writes_tables_json_grids_and_plots_for_every_test_set(tmp_path)
     drawn = figure_masks(gt, (record["height"], record["width"]), *widths)
     predicted = runs[3].predictions[0].pred_masks
     assert predicted.shape == drawn.shape and (predicted == drawn).float().mean() > 0.99  # the 96 -> 96 px input
-    assert set(results["keypoint_model"]["keypoint_AP"]) == {"tiny_compare", "tiny_compare_b"}
-    assert all(ap is not None and 0 <= ap <= 100 for ap in results["keypoint_model"]["keypoint_AP"].values())
+    assert set(results["keypoint_models"]["Keypoint R-CNN"]["keypoint_AP"]) == {"tiny_compare", "tiny_compare_b"}
+    assert all(ap is not None and 0 <= ap <= 100 for ap in results["keypoint_models"]["Keypoint R-CNN"]["keypoint_AP"].values())
     table = (out / "results.md").read_text()
     assert "## `tiny_compare`" in table and "## `tiny_compare_b`" in table
     assert "| Mask R-CNN | - |" in table and "| Pose2Seg | gt |" in table

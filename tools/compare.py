@@ -63,8 +63,14 @@ def parse_args(argv=None):
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--pose2seg-weights", default="", help="skip training Pose2Seg; load these")
     parser.add_argument("--mask-rcnn-weights", default="", help="skip training Mask R-CNN; load these")
-    parser.add_argument("--keypoint-config", default="", help="a keypoint model: adds the images-alone row")
-    parser.add_argument("--keypoint-weights", default="", help="skip training the keypoint model; load these")
+    parser.add_argument(
+        "--keypoint-config", nargs="*", default=[],
+        help="keypoint models: each adds an images-alone row (several: labeled by kind, e.g. 'bottom-up')",
+    )  # fmt: skip
+    parser.add_argument(
+        "--keypoint-weights", nargs="*", default=[],
+        help="skip training the keypoint models; load these (one per --keypoint-config, '' to train that one)",
+    )  # fmt: skip
     parser.add_argument("--keypoint-max-iter", type=int, default=0, help="override its SOLVER.MAX_ITER (0: keep)")
     parser.add_argument("--no-keypoint-ap", action="store_true", help="do not measure the keypoint model's AP")
     parser.add_argument(
@@ -117,9 +123,15 @@ def main(argv=None):
             model, iters, seconds = train_or_load(cfg, weights or None)
         rows.append((name, "gt" if name == "pose2seg" else None, label, cfg, model, iters, seconds))
 
-    if args.keypoint_config:
-        with clock.phase("keypoint_model", "the keypoint model for Pose2Seg from images alone"):
-            rows.append(_images_alone_row(args, notes, extra))
+    if len(args.keypoint_weights) not in (0, len(args.keypoint_config)):
+        raise SystemExit(
+            f"--keypoint-weights: {len(args.keypoint_weights)} given for {len(args.keypoint_config)} "
+            "--keypoint-config; give one per config ('' to train that one)"
+        )
+    for index, keypoint_config in enumerate(args.keypoint_config):
+        weights = args.keypoint_weights[index] if args.keypoint_weights else ""
+        with clock.phase("keypoint_model", f"the keypoint model {keypoint_config} for Pose2Seg from images alone"):
+            rows.append(_images_alone_row(args, keypoint_config, weights, len(args.keypoint_config) > 1, notes, extra))
 
     if args.keypoints_only_config:
         with clock.phase("keypoints_only", "the keypoints-only reference"):
@@ -144,25 +156,33 @@ def main(argv=None):
     return runs
 
 
-def _images_alone_row(args, notes, extra):
-    """Pose2Seg's weights with the keypoint model as its source: trained here or loaded; a
+def _images_alone_row(args, keypoint_config, keypoint_weights, several, notes, extra):
+    """
+    Pose2Seg's weights with the keypoint model as its source: trained here or loaded; a
     BottomUpKeypoints model's head runs on Pose2Seg's backbone features unless
     --no-share-backbone. Its train columns are the keypoint model's (a shipped partial
-    checkpoint's from its record)."""
+    checkpoint's from its record). With ``several`` keypoint models, each row's label, output
+    folder and ``extra["keypoint_models"]`` key say its kind ("bottom-up", or the meta
+    architecture's name).
+    """
     logger = logging.getLogger("pose2seg_d2")
-    kcfg = _config(args, args.keypoint_config, "keypoint_model", args.keypoint_max_iter)
-    logger.info(f"==> keypoint model: {'loading ' + args.keypoint_weights if args.keypoint_weights else 'training'}")
-    kmodel, kiters, kseconds = train_or_load(kcfg, args.keypoint_weights or None)
-    kweights = args.keypoint_weights or os.path.join(kcfg.OUTPUT_DIR, "model_final.pth")
-    shipped = shipped_training_record(kweights) if args.keypoint_weights else None
+    kcfg = _config(args, keypoint_config, "keypoint_model", args.keypoint_max_iter)
+    bottom_up = kcfg.MODEL.META_ARCHITECTURE == "BottomUpKeypoints"
+    kind = "bottom-up" if bottom_up else KEYPOINT_MODEL_KINDS.get(kcfg.MODEL.META_ARCHITECTURE, kcfg.MODEL.META_ARCHITECTURE)
+    folder = "keypoint_model_" + kind.replace(" ", "_").replace("-", "_").lower() if several else "keypoint_model"
+    if several:
+        kcfg = _config(args, keypoint_config, folder, args.keypoint_max_iter)
+    logger.info(f"==> keypoint model ({kind}): {'loading ' + keypoint_weights if keypoint_weights else 'training'}")
+    kmodel, kiters, kseconds = train_or_load(kcfg, keypoint_weights or None)
+    kweights = keypoint_weights or os.path.join(kcfg.OUTPUT_DIR, "model_final.pth")
+    shipped = shipped_training_record(kweights) if keypoint_weights else None
     if shipped is not None:
-        kiters, kseconds = shipped["iterations"], shipped["train_seconds"]
+        kiters, kseconds = shipped["iterations"], shipped["train_seconds"] or 0.0
     # the keypoint model as trained, with --opts applied, for Pose2Seg to rebuild it
     kconfig = os.path.join(kcfg.OUTPUT_DIR, "config.yaml")
     os.makedirs(kcfg.OUTPUT_DIR, exist_ok=True)
     with open(kconfig, "w") as f:
         f.write(kcfg.dump())
-    bottom_up = kcfg.MODEL.META_ARCHITECTURE == "BottomUpKeypoints"
     share = bottom_up and not args.no_share_backbone
     pose2seg_weights = args.pose2seg_weights or os.path.join(args.output_dir, "pose2seg", "model_final.pth")
     source = [
@@ -171,18 +191,19 @@ def _images_alone_row(args, notes, extra):
         "MODEL.POSE2SEG.KEYPOINT_MODEL.WEIGHTS", kweights,
         "MODEL.POSE2SEG.KEYPOINT_MODEL.SHARE_BACKBONE", share,
     ]  # fmt: skip
-    cfg = _config(args, args.pose2seg_config, "pose2seg_images_alone", args.max_iter, source)
+    row_folder = "pose2seg_images_alone" + (folder[len("keypoint_model") :] if several else "")
+    cfg = _config(args, args.pose2seg_config, row_folder, args.max_iter, source)
     model, _, _ = train_or_load(cfg, pose2seg_weights)
-    extra["keypoint_model"] = {"config": describe_keypoint_model(kcfg), "keypoint_AP": {}}
+    described = {"kind": kind, "config": describe_keypoint_model(kcfg), "keypoint_AP": {}}
     if shipped is not None:
-        extra["keypoint_model"]["shipped"] = {"weights": kweights, **shipped}
+        described["shipped"] = {"weights": kweights, **shipped}
     if not args.no_keypoint_ap:
         for dataset in args.datasets:
-            extra["keypoint_model"]["keypoint_AP"][dataset] = keypoint_ap(kmodel, kcfg, dataset)
+            described["keypoint_AP"][dataset] = keypoint_ap(kmodel, kcfg, dataset)
     del kmodel
-    aps = ", ".join(
-        f"{'-' if ap is None else f'{ap:.1f}'} on `{d}`" for d, ap in extra["keypoint_model"]["keypoint_AP"].items()
-    )
+    extra.setdefault("keypoint_models", {})[kind] = described
+    label = f"Pose2Seg (images alone, {kind})" if several else "Pose2Seg (images alone)"
+    aps = ", ".join(f"{'-' if ap is None else f'{ap:.1f}'} on `{d}`" for d, ap in described["keypoint_AP"].items())
     how = "its head on Pose2Seg's own backbone features (one backbone pass)" if share else "run inside the forward pass"
     trained = (
         f" It was trained before the run ({kweights}: {kiters} iterations, {kseconds / 60:.1f} min, by "
@@ -190,11 +211,15 @@ def _images_alone_row(args, notes, extra):
         " Its train columns are the keypoint model's."
     )  # fmt: skip
     notes.append(
-        f"Pose2Seg (images alone) is the Pose2Seg row's weights ({pose2seg_weights}) with the keypoint model "
-        f"{extra['keypoint_model']['config']}, {how}; its time per image includes the keypoint model's.{trained}"
+        f"{label} is the Pose2Seg row's weights ({pose2seg_weights}) with the keypoint model "
+        f"{described['config']}, {how}; its time per image includes the keypoint model's.{trained}"
         + (f" The keypoint model's keypoint AP (COCO OKS): {aps}." if aps else "")
     )
-    return ("pose2seg", "predicted", "Pose2Seg (images alone)", cfg, model, kiters, kseconds)
+    return ("pose2seg", "predicted", label, cfg, model, kiters, kseconds)
+
+
+# the images-alone rows' names for keypoint models other than BottomUpKeypoints ("bottom-up")
+KEYPOINT_MODEL_KINDS = {"GeneralizedRCNN": "Keypoint R-CNN"}
 
 
 def _expected_seconds(pairs):

@@ -26,28 +26,28 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def save_partial_checkpoint(path, state_dict, prefixes, base_weights):
+def save_partial_checkpoint(path, state_dict, base_weights, exclude_prefixes=("backbone.",)):
     """
-    Save the tensors of ``state_dict`` whose names start with one of ``prefixes``, in
+    Save the tensors of ``state_dict`` whose names start with none of ``exclude_prefixes``, in
     Detectron2's checkpoint layout (``{"model": ...}``), with ``base_weights`` recorded.
 
     Args:
         path (str): the .pth file to write.
         state_dict (dict[str, Tensor]): a model's weights (or a checkpoint's ``"model"``).
-        prefixes (sequence[str]): e.g. ``("head.",)``.
-        base_weights (str): the checkpoint that holds every other weight.
+        base_weights (str): the checkpoint that holds the weights left out.
+        exclude_prefixes (sequence[str]): what the base checkpoint gives, e.g. the backbone.
 
     Returns:
         list[str]: the names saved.
 
     Raises:
-        ValueError: no tensor starts with any prefix, or ``base_weights`` is empty.
+        ValueError: nothing is left to save, or ``base_weights`` is empty.
     """
     if not base_weights:
         raise ValueError(f"{path}: a partial checkpoint needs the base checkpoint it goes over (base_weights)")
-    kept = {name: t.detach().cpu() for name, t in state_dict.items() if name.startswith(tuple(prefixes))}
+    kept = {name: t.detach().cpu() for name, t in state_dict.items() if not name.startswith(tuple(exclude_prefixes))}
     if not kept:
-        raise ValueError(f"{path}: no weight starts with {list(prefixes)} (of {len(state_dict)}, e.g. {list(state_dict)[:3]})")
+        raise ValueError(f"{path}: every weight starts with one of {list(exclude_prefixes)}; nothing is left to save")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     torch.save({"model": kept, BASE_WEIGHTS_KEY: base_weights}, path)
     return sorted(kept)

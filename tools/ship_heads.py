@@ -1,22 +1,22 @@
 #!/usr/bin/env python
 """
-Train the synthetic bottom-up keypoint head on the shared, frozen backbone and ship it (one
-command):
+Train a keypoint model on the synthetic models' shared, frozen backbone and ship its heads
+alone (one command):
 
-    python tools/train_bottom_up_heads.py                      # the shipped file, from scratch
-    python tools/train_bottom_up_heads.py SEED 1               # config overrides last
+    python tools/ship_heads.py                                   # the bottom-up head, from scratch
+    python tools/ship_heads.py --config-file configs/synthetic/keypoint_rcnn_R_18_FPN_synthetic.yaml \\
+        --output pose2seg_d2/assets/keypoint_heads/keypoint_rcnn_R_18_FPN_synthetic.pth
+    python tools/ship_heads.py SEED 1                            # config overrides last
 
-trains ``configs/synthetic/bottom_up_R_18_FPN_synthetic.yaml`` (BottomUpKeypoints on
-synthetic_occluded_train), measures its keypoint AP on the test sets, and writes the head alone
-as a partial checkpoint over the config's MODEL.WEIGHTS (the shipped backbone;
-pose2seg_d2/engine/partial_checkpoints.py) with a JSON record (command, config, seed,
-iterations, time, losses, keypoint AP, sha256) next to it:
+trains the config with train_net.py's trainer (or, with --weights, takes a checkpoint trained
+before), measures its keypoint AP on the test sets, and writes every weight but the backbone's
+as a partial checkpoint over the config's MODEL.WEIGHTS (the shipped backbone, which the
+config keeps frozen; pose2seg_d2/engine/partial_checkpoints.py), with a JSON record (command,
+config, seed, iterations, time, losses, keypoint AP, sha256) beside it. The default output:
 
-    pose2seg_d2/assets/keypoint_heads/bottom_up_R_18_FPN_synthetic.pth   (the demo's
+    pose2seg_d2/assets/keypoint_heads/bottom_up_R_18_FPN_synthetic.pth   (`make demo`'s
         --keypoint-weights "pose2seg_d2://keypoint_heads/bottom_up_R_18_FPN_synthetic.pth")
     pose2seg_d2/assets/keypoint_heads/bottom_up_R_18_FPN_synthetic.json
-
---export-only exports OUTPUT_DIR's last checkpoint without training.
 """
 import argparse
 import json
@@ -33,26 +33,39 @@ from detectron2.utils.logger import setup_logger  # noqa: E402
 import pose2seg_d2  # noqa: E402, F401  (registers the models and the datasets)
 from pose2seg_d2.comparison import keypoint_ap  # noqa: E402
 from pose2seg_d2.config import load_config  # noqa: E402
-from pose2seg_d2.engine import AtomicDetectionCheckpointer, Pose2SegTrainer, file_sha256, save_partial_checkpoint  # noqa: E402
+from pose2seg_d2.engine import (  # noqa: E402
+    AtomicDetectionCheckpointer,
+    Pose2SegTrainer,
+    file_sha256,
+    save_partial_checkpoint,
+)
 from pose2seg_d2.utils import resolve_path  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(ROOT, "configs", "synthetic", "bottom_up_R_18_FPN_synthetic.yaml")
 DEFAULT_OUTPUT = os.path.join(ROOT, "pose2seg_d2", "assets", "keypoint_heads", "bottom_up_R_18_FPN_synthetic.pth")
-HEAD_PREFIXES = ("head.",)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-file", default=DEFAULT_CONFIG)
-    p.add_argument("--output", default=DEFAULT_OUTPUT, help="the exported head (.pth)")
-    p.add_argument("--export-only", action="store_true", help="export OUTPUT_DIR's last checkpoint, do not train")
+    p.add_argument("--output", default=DEFAULT_OUTPUT, help="the shipped heads (.pth)")
+    p.add_argument("--weights", default="", help="ship this checkpoint of the config's model instead of training")
+    p.add_argument(
+        "--train-seconds", type=float, default=None,
+        help="with --weights: how long its training took, for the record (default: unknown)",
+    )  # fmt: skip
     p.add_argument(
         "--eval-datasets", nargs="*", default=["synthetic_occluded_all_levels", "synthetic_occluded_test"],
         help="keypoint AP measured on these (none: skip)",
     )  # fmt: skip
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides (KEY VALUE ...)")
     return p.parse_args(argv)
+
+
+def _frozen_backbone(cfg):
+    """Whether the config keeps its whole backbone at MODEL.WEIGHTS (what shipping heads needs)."""
+    return cfg.MODEL.BACKBONE.FREEZE_AT >= 5 and bool(cfg.MODEL.BACKBONE.get("FREEZE_FPN", False))
 
 
 def main(argv=None):
@@ -62,20 +75,18 @@ def main(argv=None):
     setup_logger(output=os.path.join(cfg.OUTPUT_DIR, "log.txt"))
     setup_logger(output=os.path.join(cfg.OUTPUT_DIR, "log.txt"), name="pose2seg_d2")
     logger = logging.getLogger("pose2seg_d2")
-    if cfg.MODEL.META_ARCHITECTURE != "BottomUpKeypoints":
-        raise SystemExit(f"{args.config_file}: MODEL.META_ARCHITECTURE must be BottomUpKeypoints")
-    if not cfg.MODEL.WEIGHTS:
-        raise SystemExit(f"{args.config_file}: MODEL.WEIGHTS is empty; the head is shipped over a backbone checkpoint")
+    if not cfg.MODEL.WEIGHTS or not _frozen_backbone(cfg):
+        raise SystemExit(
+            f"{args.config_file}: heads are shipped over a frozen backbone checkpoint: MODEL.WEIGHTS must name it "
+            f"(got {cfg.MODEL.WEIGHTS!r}) and MODEL.BACKBONE.FREEZE_AT >= 5 with FREEZE_FPN True"
+        )
 
-    seconds, losses = None, {}
-    if args.export_only:
+    seconds, losses = args.train_seconds, {}
+    if args.weights:
         model = Pose2SegTrainer.build_model(cfg)
-        checkpointer = AtomicDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR)
-        if not checkpointer.has_checkpoint():
-            raise SystemExit(f"--export-only: no checkpoint in {cfg.OUTPUT_DIR}")
-        last = checkpointer.get_checkpoint_file()
-        iteration = checkpointer.load(last).get("iteration")
-        logger.info("exporting %s (iteration %s)", last, iteration)
+        AtomicDetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        iteration = AtomicDetectionCheckpointer(model).load(args.weights).get("iteration")
+        logger.info("shipping %s (iteration %s)", args.weights, iteration)
     else:
         trainer = Pose2SegTrainer(cfg)
         trainer.resume_or_load(resume=False)
@@ -89,9 +100,9 @@ def main(argv=None):
 
     model.eval()
     aps = {d: keypoint_ap(model, cfg, d) for d in args.eval_datasets}
-    names = save_partial_checkpoint(args.output, model.state_dict(), HEAD_PREFIXES, cfg.MODEL.WEIGHTS)
+    names = save_partial_checkpoint(args.output, model.state_dict(), cfg.MODEL.WEIGHTS)
     record = {
-        "command": "python tools/train_bottom_up_heads.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python tools/ship_heads.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "config_file": os.path.relpath(os.path.abspath(args.config_file), ROOT),
         "config": cfg.dump(),
         "seed": cfg.SEED,
@@ -109,7 +120,7 @@ def main(argv=None):
     with open(os.path.splitext(args.output)[0] + ".json", "w") as f:
         json.dump(record, f, indent=1)
     logger.info(
-        "exported %d head tensors (%.2f MB) to %s, sha256 %s; keypoint AP %s",
+        "shipped %d tensors (%.2f MB) to %s, sha256 %s; keypoint AP %s",
         len(names), os.path.getsize(args.output) / 1e6, args.output, record["sha256"], aps,
     )  # fmt: skip
     return record
