@@ -239,6 +239,9 @@ def add_pose2seg_config(cfg):
     # Weight of the visibility loss: binary cross-entropy at the labeled joints, visible (v = 2)
     # against covered (v = 1).
     _C.MODEL.BOTTOM_UP.VISIBILITY_LOSS_WEIGHT = 1e-2
+    # In it a covered joint weighs this much, a visible one 1 (covered joints are the fewer:
+    # about a quarter of the labeled ones in the synthetic data).
+    _C.MODEL.BOTTOM_UP.VISIBILITY_COVERED_WEIGHT = 1.0
     # Decoding: at most this many heatmap peaks per joint and persons per image.
     _C.MODEL.BOTTOM_UP.MAX_PERSONS = 30
     # Decoding: a heatmap peak (a pixel equal to its 3x3 max-pool) is a joint when its value is

@@ -790,3 +790,13 @@ def test_predicted_flags_are_read_at_the_ground_truths_joints_and_replace_its_fl
     for got, original in zip(flags(records_with_flags(records, None)), flags(records)):
         np.testing.assert_array_equal(got, np.where(original > 0, 2, 0))
     assert records == before  # the records are untouched
+
+
+def test_covered_joints_can_weigh_more_in_the_visibility_loss():
+    logits = torch.tensor([[2.0, -1.0, 0.5]])
+    visible = torch.tensor([[1.0, 0.0, 0.0]])
+    usable = torch.tensor([[True, True, False]])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, visible, reduction="none")[0]
+    assert visibility_loss(logits, visible, usable).item() == pytest.approx(((bce[0] + bce[1]) / 2).item())
+    weighted = visibility_loss(logits, visible, usable, covered_weight=3.0).item()
+    assert weighted == pytest.approx(((bce[0] + 3 * bce[1]) / 4).item())

@@ -1,16 +1,23 @@
 """Partial checkpoints: a head saved alone loads over the base checkpoint it names."""
 import pytest
 import torch
+from detectron2.layers import FrozenBatchNorm2d
 from torch import nn
 
 from pose2seg_d2.engine import AtomicDetectionCheckpointer, base_weights_of, save_partial_checkpoint
 
 
 class BackboneAndHead(nn.Module):
+    """A frozen backbone with FrozenBatchNorm2d (whose statistics a plain load of the head alone
+    would reset) and a head."""
+
     def __init__(self, seed):
         super().__init__()
         torch.manual_seed(seed)
-        self.backbone = nn.Conv2d(3, 4, 3)
+        self.backbone = nn.Sequential(nn.Conv2d(3, 4, 3), FrozenBatchNorm2d(4))
+        for name in ("weight", "bias", "running_mean"):
+            getattr(self.backbone[1], name).normal_()
+        self.backbone[1].running_var.uniform_(0.5, 2.0)
         self.head = nn.Conv2d(4, 2, 1)
 
 

@@ -18,7 +18,7 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
 from .atomic_io import atomic_write, is_temporary_file
-from .partial_checkpoints import BASE_WEIGHTS_KEY, base_weights_of
+from .partial_checkpoints import BASE_WEIGHTS_KEY
 from .weights import check_weights_available
 
 __all__ = ["AtomicDetectionCheckpointer"]
@@ -93,16 +93,29 @@ class AtomicDetectionCheckpointer(DetectionCheckpointer):
     def load(self, path, *args, **kwargs):
         """Same as :meth:`DetectionCheckpointer.load`, with a clear error when ``path`` cannot
         be read or downloaded (:func:`~.weights.check_weights_available`); a partial checkpoint
-        (:mod:`.partial_checkpoints`) loads its base checkpoint first."""
+        (:mod:`.partial_checkpoints`) loads over its base checkpoint (:meth:`_load_file`)."""
         if path:
             check_weights_available(path, self.path_manager)
-            base = base_weights_of(self.path_manager.get_local_path(path.split("?", 1)[0]))
-            if base:
-                if base == path:
-                    raise ValueError(f"{path}: a partial checkpoint names itself as its {BASE_WEIGHTS_KEY}")
-                logger.info(f"{path} holds part of the model; loading the rest from its {BASE_WEIGHTS_KEY} {base}")
-                self.load(base)
         return super().load(path, *args, **kwargs)
+
+    def _load_file(self, filename):
+        """
+        Detectron2's reading of a checkpoint file; a partial checkpoint's weights are put over
+        those of the base checkpoint it names, and the two load as one: loading the base and
+        then the part would reset what the part lacks in some modules (FrozenBatchNorm2d takes
+        running statistics missing from a state dict without version metadata for 0 and 1).
+        """
+        loaded = super()._load_file(filename)
+        base = loaded.pop(BASE_WEIGHTS_KEY, None) if isinstance(loaded, dict) else None
+        if not base:
+            return loaded
+        if os.path.abspath(self.path_manager.get_local_path(base)) == os.path.abspath(filename):
+            raise ValueError(f"{filename}: a partial checkpoint names itself as its {BASE_WEIGHTS_KEY}")
+        check_weights_available(base, self.path_manager)
+        logger.info(f"{filename} holds part of the model; the rest comes from its {BASE_WEIGHTS_KEY} {base}")
+        merged = self._load_file(self.path_manager.get_local_path(base))
+        merged["model"] = {**merged["model"], **loaded["model"]}
+        return merged
 
     def resume_or_load(self, path, *, resume=True):
         """Same as :meth:`Checkpointer.resume_or_load`, after :meth:`remove_temporary_files`

@@ -126,16 +126,18 @@ def tag_losses(tags, usable, batch_index, num_images, push_sigma=1.0):
     return pull, push
 
 
-def visibility_loss(logits, visible, usable):
+def visibility_loss(logits, visible, usable, covered_weight=1.0):
     """
     Args:
         logits (Tensor): (P, K) the visibility logits at each person's joints.
         visible (Tensor): (P, K) float, 1 visible, 0 covered (:func:`visibility_targets`).
         usable (Tensor): (P, K) bool, the joints that count.
+        covered_weight (float): a covered joint weighs this much, a visible one 1 (covered
+            joints are the fewer).
 
     Returns:
-        Tensor: binary cross-entropy, the mean over the usable joints (0 without any).
+        Tensor: binary cross-entropy, the weighted mean over the usable joints (0 without any).
     """
     per_joint = F.binary_cross_entropy_with_logits(logits, visible, reduction="none")
-    weight = usable.to(per_joint.dtype)
-    return (per_joint * weight).sum() / weight.sum().clamp(min=1)
+    weight = usable.to(per_joint.dtype) * torch.where(visible > 0.5, 1.0, covered_weight)
+    return (per_joint * weight).sum() / weight.sum().clamp(min=1e-12)

@@ -110,6 +110,7 @@ class BottomUpKeypoints(nn.Module):
         push_loss_weight=1e-3,
         push_sigma=1.0,
         visibility_loss_weight=1e-2,
+        visibility_covered_weight=1.0,
         max_persons=30,
         detection_threshold=0.1,
         tag_threshold=1.0,
@@ -128,7 +129,8 @@ class BottomUpKeypoints(nn.Module):
                 "focal" (the heatmaps are logits, :func:`heatmap_focal_loss`; their sigmoid is
                 decoded).
             heatmap_positive_weight, heatmap_loss_weight, pull_loss_weight, push_loss_weight,
-            push_sigma, visibility_loss_weight (float): the losses (:mod:`.losses`).
+            push_sigma, visibility_loss_weight, visibility_covered_weight (float): the losses
+                (:mod:`.losses`).
             max_persons, detection_threshold, tag_threshold, joint_order, refine: decoding
                 (:func:`decode_persons`); ``joint_order`` None is :func:`default_joint_order`.
             detections_per_image (int): at most this many persons per image, the best scoring.
@@ -155,6 +157,7 @@ class BottomUpKeypoints(nn.Module):
             "push": push_loss_weight,
             "push_sigma": push_sigma,
             "visibility": visibility_loss_weight,
+            "visibility_covered": visibility_covered_weight,
         }
         self.decoding = {
             "max_persons": int(max_persons),
@@ -195,6 +198,7 @@ class BottomUpKeypoints(nn.Module):
             "push_loss_weight": b.PUSH_LOSS_WEIGHT,
             "push_sigma": b.PUSH_SIGMA,
             "visibility_loss_weight": b.VISIBILITY_LOSS_WEIGHT,
+            "visibility_covered_weight": b.VISIBILITY_COVERED_WEIGHT,
             "max_persons": b.MAX_PERSONS,
             "detection_threshold": b.DETECTION_THRESHOLD,
             "tag_threshold": b.TAG_THRESHOLD,
@@ -276,7 +280,7 @@ class BottomUpKeypoints(nn.Module):
         tags = values_at_joints(outputs["tags"], batch_index, joint_index)
         pull, push = tag_losses(tags, usable, batch_index, b, o["push_sigma"])
         logits = values_at_joints(outputs["visibility_logits"][:, :, None], batch_index, joint_index)[..., 0]
-        visibility = visibility_loss(logits, visibility_targets(keypoints), usable)
+        visibility = visibility_loss(logits, visibility_targets(keypoints), usable, o.get("visibility_covered", 1.0))
         # every output stays in the graph when the batch holds no person
         zero = sum(v.sum() for v in outputs.values()) * 0.0
         if self.heatmap_loss == "focal":
