@@ -88,7 +88,7 @@ def add_pose2seg_config(cfg):
     # the model is given in training are perturbed, all persons of a batch at once, before the
     # persons are sampled; the mask targets stay the true masks. Draws come from torch's global
     # generator (seeded by SEED). Applied in this order: NEIGHBOR_PROB, SWAP_PROB, SIGMA_SCALE,
-    # DROP_PROB, KEEP_VISIBILITY. With ENABLED alone, the defaults below give errors of the
+    # DROP_PROB, PERSON_PROB, KEEP_VISIBILITY(_PROB). With ENABLED alone, the defaults below give errors of the
     # size of a fair pose estimator's.
     _C.MODEL.POSE2SEG.TRAIN_KEYPOINT_NOISE = CN()
     _C.MODEL.POSE2SEG.TRAIN_KEYPOINT_NOISE.ENABLED = False
@@ -109,6 +109,13 @@ def add_pose2seg_config(cfg):
     # False: every labeled joint gets v = 2 (COCO's v = 1, occluded, included), as the "json"
     # and "model" keypoint sources give predicted joints; True: v as annotated.
     _C.MODEL.POSE2SEG.TRAIN_KEYPOINT_NOISE.KEEP_VISIBILITY = False
+    # With KEEP_VISIBILITY False, each person keeps its annotated v with this probability, so the
+    # model learns to use the flags where a source gives them (the "gt" source, the "bottom_up"
+    # one's predicted visibility) and to do without them elsewhere.
+    _C.MODEL.POSE2SEG.TRAIN_KEYPOINT_NOISE.KEEP_VISIBILITY_PROB = 0.0
+    # Each person's skeleton takes the errors above with this probability, else stays true (its
+    # flags as KEEP_VISIBILITY says): 1 = every person perturbed.
+    _C.MODEL.POSE2SEG.TRAIN_KEYPOINT_NOISE.PERSON_PROB = 1.0
     # Training from a pose estimator's keypoints (pose2seg_d2/data/train_keypoints.py): a COCO
     # keypoint results file for the images of DATASETS.TRAIN ("" = off; tools/predict_keypoints.py
     # writes one). Its persons pass the "json" source's filters (KEYPOINT_CONFIDENCE_THRESHOLD,

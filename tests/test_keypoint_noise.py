@@ -276,3 +276,30 @@ def test_bad_noise_options_name_the_option():
         KeypointNoise(swap_unit="arm")
     with pytest.raises(ValueError, match="SIGMA_SCALE"):
         KeypointNoise(sigma_scale=-0.1)
+
+
+def test_person_prob_leaves_some_persons_true_and_keep_visibility_prob_keeps_some_flags():
+    kpt = random_persons(400, seed=14)
+    areas = torch.full((400,), 8000.0)
+    images = torch.arange(400) // 4
+    noisy = KeypointNoise(sigma_scale=1.0, keep_visibility=True, person_prob=0.3)
+    out = perturb_keypoints(kpt, areas, images, noisy, generator=generator(5))
+    untouched = (out == kpt).flatten(1).all(dim=1)
+    labeled = (kpt[..., 2] > 0).any(dim=1)
+    # a perturbed person moves in every labeled joint, the others stay exactly true
+    assert 0.6 < untouched[labeled].float().mean().item() < 0.8
+    moved = ~untouched & labeled
+    assert torch.equal(out[moved][..., 2], kpt[moved][..., 2])  # flags kept as asked
+    half = KeypointNoise(keep_visibility=False, keep_visibility_prob=0.5)
+    out = perturb_keypoints(kpt, areas, images, half, generator=generator(6))
+    assert torch.equal(out[..., :2], kpt[..., :2])
+    covered = (kpt[..., 2] == 1).any(dim=1)
+    kept = (out[..., 2] == kpt[..., 2]).all(dim=1) & covered
+    removed = torch.equal(out[covered & ~kept], remove_visibility(kpt)[covered & ~kept])
+    assert removed and 0.35 < kept[covered].float().mean().item() < 0.65
+    # with KEEP_VISIBILITY True the probability has nothing to do
+    assert torch.equal(perturb_keypoints(kpt, areas, images, KeypointNoise(keep_visibility_prob=0.5)), kpt)
+    with pytest.raises(ValueError, match="PERSON_PROB"):
+        KeypointNoise(person_prob=1.5)
+    with pytest.raises(ValueError, match="KEEP_VISIBILITY_PROB"):
+        KeypointNoise(keep_visibility_prob=-0.1)

@@ -81,6 +81,8 @@ def build_training_keypoint_noise(cfg):
             swap_unit=c.SWAP_UNIT,
             neighbor_prob=c.NEIGHBOR_PROB,
             keep_visibility=c.KEEP_VISIBILITY,
+            keep_visibility_prob=c.KEEP_VISIBILITY_PROB,
+            person_prob=c.PERSON_PROB,
         )
     except ValueError as e:
         raise ValueError(f"MODEL.POSE2SEG.TRAIN_KEYPOINT_NOISE.{e}") from None

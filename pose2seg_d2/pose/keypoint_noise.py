@@ -166,11 +166,20 @@ def move_onto_neighbors(keypoints, image_index, prob, generator=None):
     return torch.where(moved[..., None], neighbor_joints, keypoints)
 
 
-def remove_visibility(keypoints):
-    """Every labeled joint v = 2 (COCO's v = 1, labeled but occluded, included), as the
-    ``json`` and ``model`` keypoint sources give predicted joints; unlabeled ones stay 0."""
+def remove_visibility(keypoints, persons=None):
+    """
+    Every labeled joint v = 2 (COCO's v = 1, labeled but occluded, included), as the ``json``
+    and ``model`` keypoint sources give predicted joints; unlabeled ones stay 0.
+
+    Args:
+        keypoints (Tensor): (N, K, 3) of (x, y, v).
+        persons (Tensor or None): (N,) bool, the persons whose flags go; None: all.
+    """
     out = keypoints.clone()
-    out[..., 2] = torch.where(_labeled(keypoints), torch.full_like(out[..., 2], 2.0), out[..., 2])
+    removed = _labeled(keypoints)
+    if persons is not None:
+        removed = removed & persons[:, None]
+    out[..., 2] = torch.where(removed, torch.full_like(out[..., 2], 2.0), out[..., 2])
     return out
 
 
@@ -187,9 +196,11 @@ class KeypointNoise:
     swap_unit: str = "pair"
     neighbor_prob: float = 0.0  # per labeled joint: the nearest other person's same joint
     keep_visibility: bool = True  # False: every labeled joint v = 2
+    keep_visibility_prob: float = 0.0  # with keep_visibility False: per person, its flags stay
+    person_prob: float = 1.0  # per person: the errors apply (else its true skeleton, flags aside)
 
     def __post_init__(self):
-        for name in ("drop_prob", "swap_prob", "neighbor_prob"):
+        for name in ("drop_prob", "swap_prob", "neighbor_prob", "keep_visibility_prob", "person_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name.upper()} must be in [0, 1], got {value}")
@@ -204,7 +215,9 @@ def perturb_keypoints(
 ):
     """
     All of ``noise``'s errors, in this order: joints moved onto neighbors (from the true
-    skeletons), left/right swaps, Gaussian displacement, drops, then the visibility removed.
+    skeletons), left/right swaps, Gaussian displacement, drops; each person keeps these with
+    probability ``person_prob`` (else its true skeleton); then the visibility removed (from each
+    person but those kept with probability ``keep_visibility_prob``).
 
     Args:
         keypoints (Tensor): (N, K, 3) of (x, y, v).
@@ -220,4 +233,12 @@ def perturb_keypoints(
     out = swap_left_right(out, noise.swap_prob, noise.swap_unit, flip_indices, generator)
     out = jitter_keypoints(out, areas, noise.sigma_scale, sigmas, generator)
     out = drop_keypoints(out, noise.drop_prob, generator)
-    return out if noise.keep_visibility else remove_visibility(out)
+    if noise.person_prob < 1.0:
+        perturbed = _uniform(keypoints.shape[:1], generator, keypoints.device) < noise.person_prob
+        out = torch.where(perturbed[:, None, None], out, keypoints)
+    if noise.keep_visibility:
+        return out
+    removed = None
+    if noise.keep_visibility_prob > 0.0:
+        removed = _uniform(keypoints.shape[:1], generator, keypoints.device) >= noise.keep_visibility_prob
+    return remove_visibility(out, removed)
